@@ -1,0 +1,192 @@
+//! What the browser and the server exchange: view models, the app's error type, the
+//! server functions, and (server side only) the [`Backend`] they call.
+
+use serde::{Deserialize, Serialize};
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+/// An error a page can show. Carries a message meant for people, never internals: the
+/// server logs the detail and sends this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    #[error("the ledger is unavailable right now; try again in a moment")]
+    LedgerUnavailable,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("could not reach the Landfall server: {0}")]
+    Transport(String),
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
+                AppError::BadRequest(message)
+            }
+            other => AppError::Transport(other.to_string()),
+        }
+    }
+}
+
+/// Everything the Overview page shows, read in one round trip.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub counts: LedgerCounts,
+    pub environments: Vec<EnvironmentSummary>,
+    pub recent_deployments: Vec<DeploymentSummary>,
+}
+
+impl Overview {
+    /// Nothing has reached the ledger yet: the page shows how to connect the sources.
+    pub fn is_empty(&self) -> bool {
+        self.counts == LedgerCounts::default()
+    }
+}
+
+/// How many of each kind of fact the ledger holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerCounts {
+    pub environments: i64,
+    pub applications: i64,
+    pub deployments: i64,
+    pub commits: i64,
+    pub pull_requests: i64,
+    pub features: i64,
+    pub pipeline_runs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentSummary {
+    pub name: String,
+    pub rank: i64,
+    pub applications: i64,
+    /// Milliseconds since the Unix epoch of the newest finished deployment.
+    pub last_deployed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationSummary {
+    pub instance: String,
+    pub namespace: String,
+    pub name: String,
+    pub project: String,
+    pub environment: Option<String>,
+    pub sync_status: Option<String>,
+    pub health_status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentSummary {
+    pub application: String,
+    pub environment: Option<String>,
+    pub history_id: i64,
+    pub revision: String,
+    pub phase: String,
+    pub initiated_by: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureSummary {
+    pub key: String,
+    pub summary: Option<String>,
+    pub status: Option<String>,
+    pub commits: i64,
+}
+
+/// What the search page found for a query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResults {
+    pub features: Vec<FeatureSummary>,
+    pub applications: Vec<ApplicationSummary>,
+}
+
+/// The longest search query accepted, in characters.
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// The server's side of the server functions; the server crate implements it over the
+/// ledger and puts an `Arc<dyn Backend>` in context.
+#[cfg(feature = "ssr")]
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn overview(&self) -> Result<Overview, AppError>;
+    async fn environments(&self) -> Result<Vec<EnvironmentSummary>, AppError>;
+    async fn applications(&self) -> Result<Vec<ApplicationSummary>, AppError>;
+    async fn deployments(&self, limit: i64) -> Result<Vec<DeploymentSummary>, AppError>;
+    async fn features(&self) -> Result<Vec<FeatureSummary>, AppError>;
+    async fn search(&self, query: &str) -> Result<SearchResults, AppError>;
+}
+
+#[cfg(feature = "ssr")]
+fn backend() -> Result<std::sync::Arc<dyn Backend>, AppError> {
+    use_context::<std::sync::Arc<dyn Backend>>().ok_or(AppError::LedgerUnavailable)
+}
+
+#[server(prefix = "/api/fn", endpoint = "overview")]
+pub async fn get_overview() -> Result<Overview, AppError> {
+    backend()?.overview().await
+}
+
+#[server(prefix = "/api/fn", endpoint = "environments")]
+pub async fn list_environments() -> Result<Vec<EnvironmentSummary>, AppError> {
+    backend()?.environments().await
+}
+
+#[server(prefix = "/api/fn", endpoint = "applications")]
+pub async fn list_applications() -> Result<Vec<ApplicationSummary>, AppError> {
+    backend()?.applications().await
+}
+
+#[server(prefix = "/api/fn", endpoint = "timeline")]
+pub async fn list_deployments() -> Result<Vec<DeploymentSummary>, AppError> {
+    backend()?.deployments(200).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "features")]
+pub async fn list_features() -> Result<Vec<FeatureSummary>, AppError> {
+    backend()?.features().await
+}
+
+#[server(prefix = "/api/fn", endpoint = "search")]
+pub async fn search(query: String) -> Result<SearchResults, AppError> {
+    let query = validate_query(&query)?;
+    backend()?.search(&query).await
+}
+
+/// Trims a search query and checks it against what the search accepts.
+pub fn validate_query(query: &str) -> Result<String, AppError> {
+    let query = query.trim();
+    if query.chars().count() > MAX_QUERY_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "the search query is {} characters long; at most {MAX_QUERY_CHARS} are accepted",
+            query.chars().count()
+        )));
+    }
+    Ok(query.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_trimmed_and_bounded() {
+        assert_eq!(validate_query("  SHOP-12 ").unwrap(), "SHOP-12");
+        let long = "x".repeat(MAX_QUERY_CHARS + 1);
+        let err = validate_query(&long).unwrap_err();
+        assert!(err.to_string().contains("at most 200"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_ledger_is_recognised() {
+        let mut overview = Overview::default();
+        assert!(overview.is_empty());
+        overview.counts.commits = 1;
+        assert!(!overview.is_empty());
+    }
+}

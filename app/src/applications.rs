@@ -1,0 +1,50 @@
+use leptos::prelude::*;
+
+use crate::api::{ApplicationSummary, list_applications};
+use crate::shared::layout::PageHeader;
+use crate::shared::status::{Empty, ErrorNotice, Loading};
+use crate::shared::tables::StatusPill;
+
+#[component]
+pub fn ApplicationsPage() -> impl IntoView {
+    let applications = Resource::new(|| (), |_| list_applications());
+    view! {
+        <section class="page">
+            <PageHeader title="Applications" lede="Every Argo CD application Landfall knows, across instances." />
+            <Suspense fallback=Loading>
+                {move || Suspend::new(async move {
+                    match applications.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <Empty>"No applications yet. Connect an Argo CD instance to see them here."</Empty>
+                        }.into_any(),
+                        Ok(list) => view! { <ApplicationTable list /> }.into_any(),
+                        Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn ApplicationTable(list: Vec<ApplicationSummary>) -> impl IntoView {
+    view! {
+        <table class="table">
+            <thead>
+                <tr><th>"Application"</th><th>"Project"</th><th>"Environment"</th><th>"Instance"</th><th>"Sync"</th><th>"Health"</th></tr>
+            </thead>
+            <tbody>
+                {list.into_iter().map(|app| view! {
+                    <tr>
+                        <td class="strong">{app.name}<span class="muted">{format!(" · {}", app.namespace)}</span></td>
+                        <td>{app.project}</td>
+                        <td>{app.environment.unwrap_or_default()}</td>
+                        <td>{app.instance}</td>
+                        <td><StatusPill status=app.sync_status /></td>
+                        <td><StatusPill status=app.health_status /></td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}

@@ -1,0 +1,5 @@
+//! Pieces every page uses: the application shell and the loading and error states.
+
+pub mod layout;
+pub mod status;
+pub mod tables;

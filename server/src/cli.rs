@@ -1,0 +1,140 @@
+//! The `landfall` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigError, Overrides, Settings};
+use crate::ledger::Ledger;
+use crate::{serve, telemetry};
+
+/// Landfall: a GitOps dashboard that shows deployments as features (Jira issues) and
+/// pull requests instead of git hashes.
+///
+/// Settings come from, in rising precedence: defaults, a TOML file (`--config FILE`, or
+/// `landfall.toml` in the working directory if present), environment variables named
+/// `LANDFALL_<KEY>` (`__` separates nested keys), and these flags.
+#[derive(Debug, Parser)]
+#[command(name = "landfall", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the web dashboard and its API
+    ///
+    /// Opens (creating if needed) the ledger, applies its migrations and serves the
+    /// dashboard, /api, /healthz, /readyz and /metrics until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+    /// Create or update the ledger's database schema, then exit
+    Migrate,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// TOML configuration file [default: landfall.toml in the working directory, if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder for Landfall's own files (the SQLite ledger, repository clones) [default: ./data] [env: LANDFALL_DATA_DIR] [config: data_dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Ledger database: sqlite://PATH, postgres://USER:PASSWORD@HOST:PORT/DB or postgresql://… [default: sqlite file landfall.db in the data directory] [env: LANDFALL_DATABASE_URL] [config: database_url]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log level (error, warn, info, debug, trace) or tracing directives such as "info,landfall_server=debug" [default: info] [env: LANDFALL_LOG_LEVEL] [config: log_level]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format: "text" for people, "json" for log collectors [default: text] [env: LANDFALL_LOG_FORMAT] [config: log_format]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, IP:PORT; port 0 picks a free port (printed at start) [default: 127.0.0.1:3000] [env: LANDFALL_LISTEN] [config: listen]
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<String>,
+    /// The built front end (wasm bundle, CSS, static files) [default: target/site] [env: LANDFALL_SITE_ROOT] [config: site_root]
+    #[arg(long, value_name = "DIR")]
+    pub site_root: Option<PathBuf>,
+}
+
+impl Cli {
+    fn overrides(&self) -> Overrides {
+        let serve = match &self.command {
+            Command::Serve(args) => Some(args),
+            Command::Migrate => None,
+        };
+        Overrides {
+            listen: serve.and_then(|s| s.listen.clone()),
+            site_root: serve.and_then(|s| s.site_root.clone()),
+            data_dir: self.common.data_dir.clone(),
+            database_url: self.common.database_url.clone(),
+            log_level: self.common.log_level.clone(),
+            log_format: self.common.log_format.clone(),
+        }
+    }
+
+    fn settings(&self) -> Result<Settings, ConfigError> {
+        config::load(self.common.config.as_deref(), std::env::vars(), &self.overrides())
+    }
+}
+
+/// Runs the command line; start-up problems are printed as one readable message.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("landfall: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logging(&settings.log_level, settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("landfall: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(_) => serve::run(settings).await,
+            Command::Migrate => migrate(settings).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("landfall: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    config::prepare_data_dir(&settings.data_dir)?;
+    let url = settings.database();
+    let ledger = Ledger::open(&url).await?;
+    let readiness = ledger.readiness().await;
+    println!("The ledger at {url} is up to date ({} migrations applied).", readiness.migrations_applied);
+    ledger.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,449 @@
+//! Settings: defaults, then a TOML file, then `LANDFALL_` environment variables (`__`
+//! separates nested keys), then command-line flags, each overriding the one before.
+//! Unknown keys and bad values stop start-up with one message that names the key, where
+//! it came from, and what is accepted. Secrets never appear in `Debug` or error text.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The configuration file read from the working directory when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "landfall.toml";
+const ENV_PREFIX: &str = "LANDFALL_";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the web server listens on.
+    pub listen: ListenAddr,
+    /// Folder for Landfall's own files: the SQLite ledger, clones of remote repositories.
+    pub data_dir: PathBuf,
+    /// The ledger; SQLite file `landfall.db` in `data_dir` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<DatabaseUrl>,
+    /// A level (`error`, `warn`, `info`, `debug`, `trace`) or `tracing` filter directives.
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+    /// The built front end (`pkg/` with the wasm bundle, CSS, static files).
+    pub site_root: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: ListenAddr(SocketAddr::from(([127, 0, 0, 1], 3000))),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            log_level: LogLevel("info".to_string()),
+            log_format: LogFormat::Text,
+            site_root: PathBuf::from("target/site"),
+        }
+    }
+}
+
+impl Settings {
+    /// The ledger's URL: the configured one, or the embedded SQLite file.
+    pub fn database(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| DatabaseUrl::sqlite_file(&self.data_dir.join("landfall.db")))
+    }
+}
+
+/// Values given on the command line; `None` leaves the key to the layers below.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_root: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {} does not exist (given with --config)", .0.display())]
+    MissingFile(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("data directory {path}: {reason}; set --data-dir, LANDFALL_DATA_DIR or `data_dir` to a folder Landfall can create and write", path = .path.display())]
+    DataDir { path: PathBuf, reason: String },
+}
+
+/// Reads the settings from every layer. `environment` is passed in (rather than read
+/// from the process) so tests can supply their own.
+pub fn load(
+    config_file: Option<&Path>,
+    environment: impl IntoIterator<Item = (String, String)>,
+    overrides: &Overrides,
+) -> Result<Settings, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    match config_file {
+        Some(path) if !path.is_file() => return Err(ConfigError::MissingFile(path.to_path_buf())),
+        Some(path) => figment = figment.merge(Toml::file_exact(path)),
+        None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+            figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+        }
+        None => {}
+    }
+    let variables: Vec<(String, String)> = environment
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX) && !is_reserved_variable(name))
+        .collect();
+    figment = figment.merge(EnvSnapshot { variables, inner: Env::prefixed(ENV_PREFIX).split("__") });
+    figment = figment.merge(Serialized::globals(overrides));
+    figment.extract::<Settings>().map_err(|errors| ConfigError::Invalid(describe(errors)))
+}
+
+/// Variables with the prefix that are not settings: the test suite's database and the
+/// config-file path itself.
+fn is_reserved_variable(name: &str) -> bool {
+    name.starts_with("LANDFALL_TEST_") || name == "LANDFALL_CONFIG"
+}
+
+/// Checks that the data directory exists (creating it) and is writable.
+pub fn prepare_data_dir(path: &Path) -> Result<(), ConfigError> {
+    let failed = |reason: std::io::Error| ConfigError::DataDir { path: path.to_path_buf(), reason: reason.to_string() };
+    std::fs::create_dir_all(path).map_err(failed)?;
+    let probe = path.join(".landfall-write-check");
+    std::fs::write(&probe, b"ok").map_err(failed)?;
+    std::fs::remove_file(&probe).map_err(failed)
+}
+
+/// `LANDFALL_` variables parsed the way figment's `Env` does, from a snapshot instead of
+/// the live process environment; `inner` lends its name and key-to-variable mapping.
+struct EnvSnapshot {
+    variables: Vec<(String, String)>,
+    inner: Env,
+}
+
+impl figment::Provider for EnvSnapshot {
+    fn metadata(&self) -> figment::Metadata {
+        self.inner.metadata()
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Map, Value};
+        let mut dict = Dict::new();
+        for (name, value) in &self.variables {
+            let key = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+            let parsed: Value = value.parse().unwrap_or_else(|_| Value::from(value.clone()));
+            let nested = key.rsplit("__").fold(parsed, |inner, part| {
+                let mut table = Dict::new();
+                table.insert(part.to_string(), inner);
+                Value::from(table)
+            });
+            if let Value::Dict(_, table) = nested {
+                for (k, v) in table {
+                    merge_into(&mut dict, k, v);
+                }
+            }
+        }
+        Ok(Map::from([(figment::Profile::Default, dict)]))
+    }
+}
+
+fn merge_into(dict: &mut figment::value::Dict, key: String, value: figment::value::Value) {
+    use figment::value::Value;
+    match (dict.get_mut(&key), value) {
+        (Some(Value::Dict(_, existing)), Value::Dict(_, incoming)) => {
+            for (k, v) in incoming {
+                merge_into(existing, k, v);
+            }
+        }
+        (_, value) => {
+            dict.insert(key, value);
+        }
+    }
+}
+
+/// One line per problem: which key, from which layer, what was wrong, what is accepted.
+fn describe(errors: figment::Error) -> String {
+    errors.into_iter().map(|error| describe_one(&error)).collect::<Vec<_>>().join("\n")
+}
+
+fn describe_one(error: &figment::Error) -> String {
+    use figment::error::Kind;
+    let key = error.path.join(".");
+    let origin = error.metadata.as_ref().map(|meta| {
+        let name = meta.name.to_string();
+        if let Some(figment::Source::File(file)) = &meta.source {
+            format!("in {}", file.display())
+        } else if name.contains("environment") {
+            let variable = meta
+                .interpolate(&figment::Profile::Default, &error.path.iter().map(String::as_str).collect::<Vec<_>>());
+            format!("from environment variable {}", variable.to_ascii_uppercase())
+        } else if name.contains("Overrides") {
+            // figment names a serialized provider after its type: these are the flags.
+            format!("from flag --{}", key.replace('_', "-"))
+        } else {
+            format!("from {name}")
+        }
+    });
+    let origin = origin.map(|o| format!(" {o}")).unwrap_or_default();
+    match &error.kind {
+        Kind::UnknownField(field, accepted) => {
+            let full = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+            format!("unknown setting `{full}`{origin}; accepted settings: {}", accepted.join(", "))
+        }
+        Kind::InvalidType(actual, expected) => {
+            format!("setting `{key}`{origin} has the wrong type: found {actual}, expected {expected}")
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!("setting `{key}`{origin} has an invalid value {actual}: expected {expected}")
+        }
+        Kind::UnknownVariant(found, accepted) => {
+            format!("setting `{key}`{origin} is `{found}`; accepted values: {}", accepted.join(", "))
+        }
+        Kind::Message(message) => format!("setting `{key}`{origin}: {message}"),
+        other => format!("setting `{key}`{origin}: {other}"),
+    }
+}
+
+/// A socket address with an error message that shows the accepted form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub SocketAddr);
+
+impl Serialize for ListenAddr {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map(ListenAddr).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not an address to listen on; expected IP:PORT such as 127.0.0.1:3000, 0.0.0.0:8080 or [::1]:3000"
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A `tracing` filter, checked when read so a typo stops start-up instead of silencing logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLevel(pub String);
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        tracing_subscriber::EnvFilter::builder()
+            .parse(&text)
+            .map(|_| LogLevel(text.clone()))
+            .map_err(|error| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not a log level ({error}); expected error, warn, info, debug, trace, or directives such as `info,landfall_server=debug`"
+                ))
+            })
+    }
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A database URL. Its password (in the user-info part or a `password` query
+/// parameter) is replaced by `***` whenever it is shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    raw: String,
+    kind: DatabaseKind,
+}
+
+const ACCEPTED_DATABASE_URLS: &str =
+    "sqlite://PATH (or sqlite:PATH), postgres://USER:PASSWORD@HOST:PORT/DATABASE or postgresql://…";
+
+impl DatabaseUrl {
+    pub fn sqlite_file(path: &Path) -> DatabaseUrl {
+        DatabaseUrl { raw: format!("sqlite://{}", path.display()), kind: DatabaseKind::Sqlite }
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// The URL with its secrets in; only for handing to the database driver.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn redacted(&self) -> String {
+        let Ok(mut url) = url::Url::parse(&self.raw) else {
+            return format!("{}:***", self.raw.split(':').next().unwrap_or("database"));
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        if url.query_pairs().any(|(key, _)| key == "password") {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" { "***".to_string() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let scheme = text.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase());
+        let kind = match scheme.as_deref() {
+            Some("sqlite") => DatabaseKind::Sqlite,
+            Some("postgres" | "postgresql") => DatabaseKind::Postgres,
+            Some(other) if !other.is_empty() && !other.contains(['/', ' ']) => {
+                return Err(format!("database scheme `{other}` is not supported; accepted: {ACCEPTED_DATABASE_URLS}"));
+            }
+            _ => return Err(format!("not a database URL; accepted: {ACCEPTED_DATABASE_URLS}")),
+        };
+        if kind == DatabaseKind::Postgres {
+            let url = url::Url::parse(text)
+                .map_err(|error| format!("malformed PostgreSQL URL ({error}); accepted: {ACCEPTED_DATABASE_URLS}"))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(format!("the PostgreSQL URL names no host; accepted: {ACCEPTED_DATABASE_URLS}"));
+            }
+        } else if text.trim_start_matches("sqlite:").trim_start_matches("//").is_empty() {
+            return Err(format!("the SQLite URL names no file; accepted: {ACCEPTED_DATABASE_URLS}"));
+        }
+        Ok(DatabaseUrl { raw: text.to_string(), kind })
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.raw)
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The offending text is never echoed: it may hold a password.
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(env: &[(&str, &str)], overrides: Overrides) -> Result<Settings, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        load(None, env, &overrides)
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let settings = load_with(&[], Overrides::default()).unwrap();
+        assert_eq!(settings.listen.0.to_string(), "127.0.0.1:3000");
+        assert_eq!(settings.data_dir, PathBuf::from("./data"));
+        assert_eq!(settings.database().kind(), DatabaseKind::Sqlite);
+        assert!(settings.database().expose().ends_with("data/landfall.db"));
+        assert_eq!(settings.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn flags_override_environment_which_overrides_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("landfall.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:4000\"\nlog_level = \"debug\"\ndata_dir = \"/srv/a\"\n").unwrap();
+        let env = [("LANDFALL_LISTEN", "127.0.0.1:5000"), ("LANDFALL_DATA_DIR", "/srv/b")];
+        let overrides = Overrides { listen: Some("127.0.0.1:6000".into()), ..Overrides::default() };
+        let env_iter = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let settings = load(Some(&file), env_iter, &overrides).unwrap();
+        assert_eq!(settings.listen.0.port(), 6000, "flag wins");
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/b"), "environment beats file");
+        assert_eq!(settings.log_level.0, "debug", "file beats default");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_origin() {
+        let error = load_with(&[("LANDFALL_LISTN", "x")], Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("unknown setting `listn`"), "{error}");
+        assert!(error.contains("LANDFALL_LISTN"), "{error}");
+        assert!(error.contains("listen"), "lists accepted keys: {error}");
+    }
+
+    #[test]
+    fn nested_variables_use_double_underscores() {
+        let error = load_with(&[("LANDFALL_JIRA__URL", "https://x")], Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("unknown setting `jira`"), "{error}");
+    }
+
+    #[test]
+    fn reserved_variables_are_not_settings() {
+        let env = [("LANDFALL_TEST_DATABASE_URL", "postgres://x@y/z"), ("LANDFALL_CONFIG", "a.toml")];
+        load_with(&env, Overrides::default()).unwrap();
+    }
+
+    #[test]
+    fn bad_values_say_what_is_accepted() {
+        let error = load_with(&[("LANDFALL_LOG_FORMAT", "xml")], Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("log_format") && error.contains("text, json"), "{error}");
+        let error = load_with(&[], Overrides { listen: Some("localhost".into()), ..Default::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--listen") && error.contains("IP:PORT"), "{error}");
+    }
+
+    #[test]
+    fn database_urls_are_checked_and_redacted() {
+        let url: DatabaseUrl = "postgres://landfall:s3cret@db.internal:5432/landfall?password=also".parse().unwrap();
+        assert_eq!(url.kind(), DatabaseKind::Postgres);
+        let shown = format!("{url} {url:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("also"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
+        assert!("mysql://a@b/c".parse::<DatabaseUrl>().unwrap_err().contains("`mysql` is not supported"));
+        assert!("no scheme here".parse::<DatabaseUrl>().unwrap_err().contains("not a database URL"));
+        assert!("postgres://".parse::<DatabaseUrl>().unwrap_err().contains("no host"));
+        assert!("sqlite:".parse::<DatabaseUrl>().unwrap_err().contains("no file"));
+        assert_eq!("sqlite:data/x.db".parse::<DatabaseUrl>().unwrap().kind(), DatabaseKind::Sqlite);
+    }
+
+    #[test]
+    fn a_bad_database_url_never_echoes_its_password() {
+        let error = load_with(&[("LANDFALL_DATABASE_URL", "mysql://root:hunter2@db/x")], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("database_url") && !error.contains("hunter2"), "{error}");
+    }
+}

@@ -1,0 +1,64 @@
+//! The HTTP surface: each area exposes a `router()`, merged here behind the request
+//! metrics and logging middleware.
+
+mod health;
+mod metrics;
+mod ui;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use leptos::config::LeptosOptions;
+
+use crate::ledger::Ledger;
+use crate::telemetry::HttpMetrics;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Ledger,
+    pub metrics: Arc<HttpMetrics>,
+    pub leptos: LeptosOptions,
+}
+
+impl axum::extract::FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(ui::router(&state))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// Counts and times every request by its route template and logs it at debug level.
+/// Query strings are never logged: later features carry secrets in them.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| fallback_route(request.uri().path()).to_string());
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.observe(&method, &route, status, elapsed);
+    tracing::debug!(%method, %route, status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
+    response
+}
+
+/// Requests no route matched: static files from the site, or nothing.
+fn fallback_route(path: &str) -> &'static str {
+    if path.starts_with("/pkg/") { "/pkg/{file}" } else { "fallback" }
+}

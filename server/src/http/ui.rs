@@ -1,0 +1,70 @@
+//! The Leptos pages and server functions. Server functions reach the ledger through the
+//! app crate's `Backend` trait, implemented here and put in context per request.
+
+use std::sync::Arc;
+
+use axum::Router;
+use landfall_app::api::{
+    AppError, ApplicationSummary, Backend, DeploymentSummary, EnvironmentSummary, FeatureSummary, Overview,
+    SearchResults,
+};
+use landfall_app::{App, shell};
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+
+use super::AppState;
+use crate::ledger::{Ledger, LedgerError};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let backend: Arc<dyn Backend> = Arc::new(LedgerBackend(state.ledger.clone()));
+    let options = state.leptos.clone();
+    let routes = generate_route_list(App);
+    Router::new()
+        .leptos_routes_with_context(
+            state,
+            routes,
+            move || provide_context(backend.clone()),
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+}
+
+struct LedgerBackend(Ledger);
+
+/// The page gets a clean message; the log gets the detail.
+fn unavailable(error: LedgerError) -> AppError {
+    match error {
+        LedgerError::Invalid(message) => AppError::BadRequest(message),
+        other => {
+            tracing::error!(error = %other, "ledger query failed");
+            AppError::LedgerUnavailable
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for LedgerBackend {
+    async fn overview(&self) -> Result<Overview, AppError> {
+        self.0.overview().await.map_err(unavailable)
+    }
+
+    async fn environments(&self) -> Result<Vec<EnvironmentSummary>, AppError> {
+        self.0.environments().await.map_err(unavailable)
+    }
+
+    async fn applications(&self) -> Result<Vec<ApplicationSummary>, AppError> {
+        self.0.applications().await.map_err(unavailable)
+    }
+
+    async fn deployments(&self, limit: i64) -> Result<Vec<DeploymentSummary>, AppError> {
+        self.0.recent_deployments(limit).await.map_err(unavailable)
+    }
+
+    async fn features(&self) -> Result<Vec<FeatureSummary>, AppError> {
+        self.0.features().await.map_err(unavailable)
+    }
+
+    async fn search(&self, query: &str) -> Result<SearchResults, AppError> {
+        self.0.search(query).await.map_err(unavailable)
+    }
+}

@@ -1,0 +1,195 @@
+//! The ledger: Landfall's permanent record of facts, on SQLite (the embedded default) or
+//! PostgreSQL (chosen by the URL's scheme).
+//!
+//! Queries are written once and run on either back end: the SQL sticks to what both
+//! accept (`$N` parameters, `ON CONFLICT … DO UPDATE`, `RETURNING`), times are integer
+//! milliseconds, and [`on_pool!`] instantiates each query for the pool in use. Facts
+//! that belong together are written in one transaction.
+
+mod facts;
+mod reads;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::{DatabaseKind, DatabaseUrl};
+
+pub use facts::{
+    ApplicationFact, CommitFact, DeploymentFact, EnvironmentFact, FeatureFact, ImageRef, PersonTime, PipelineRunFact,
+    PipelineStepFact, PullRequestFact, RepositoryFact,
+};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long start-up waits for the database before calling it unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot open the database {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("cannot apply the database migrations to {url}: {reason}")]
+    Migration { url: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same expression against whichever pool the ledger holds; `$p` is bound to
+/// the concrete pool in each arm, so each query is type-checked for both back ends.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            $crate::ledger::Pool::Sqlite($p) => $body,
+            $crate::ledger::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// A handle to the ledger; cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    pool: Pool,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// What `/readyz` reports about the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    pub backend: &'static str,
+    pub reachable: bool,
+    pub migrations_expected: i64,
+    pub migrations_applied: i64,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.reachable && self.migrations_applied >= self.migrations_expected
+    }
+}
+
+impl Ledger {
+    /// Connects (creating a SQLite file if missing) and checks the database answers.
+    /// Does not migrate: see [`Ledger::migrate`].
+    pub async fn connect(url: &DatabaseUrl) -> Result<Ledger, LedgerError> {
+        let unreachable =
+            |error: sqlx::Error| LedgerError::Unreachable { url: url.redacted(), reason: describe_sqlx(&error) };
+        let pool = match url.kind() {
+            DatabaseKind::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url.expose())
+                    .map_err(unreachable)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(unreachable)?;
+                Pool::Sqlite(pool)
+            }
+            DatabaseKind::Postgres => {
+                let options = PgConnectOptions::from_str(url.expose()).map_err(unreachable)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(unreachable)?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Ledger { pool, url: url.clone() })
+    }
+
+    /// Connects and brings the schema up to date: what `landfall serve` does at start-up.
+    pub async fn open(url: &DatabaseUrl) -> Result<Ledger, LedgerError> {
+        let ledger = Ledger::connect(url).await?;
+        ledger.migrate().await?;
+        Ok(ledger)
+    }
+
+    pub async fn migrate(&self) -> Result<(), LedgerError> {
+        let failed = |error: sqlx::migrate::MigrateError| LedgerError::Migration {
+            url: self.url.redacted(),
+            reason: error.to_string(),
+        };
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await.map_err(failed),
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await.map_err(failed),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Whether the database answers and every migration this build knows is applied.
+    pub async fn readiness(&self) -> Readiness {
+        let expected = match self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .count() as i64;
+        let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        let applied: Result<i64, sqlx::Error> =
+            on_pool!(&self.pool, |p| sqlx::query_scalar(sql).fetch_one(p).await);
+        let reachable = match &applied {
+            Ok(_) => true,
+            // The migrations table is missing but the database answered.
+            Err(sqlx::Error::Database(_)) => true,
+            Err(_) => false,
+        };
+        Readiness {
+            backend: self.backend(),
+            reachable,
+            migrations_expected: expected,
+            migrations_applied: applied.unwrap_or(0),
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(&self.pool, |p| p.close().await)
+    }
+}
+
+/// Connection errors without the URL (sqlx never adds it, but be explicit about what
+/// is shown) and with the underlying cause.
+fn describe_sqlx(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::PoolTimedOut => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}

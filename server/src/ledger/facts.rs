@@ -1,0 +1,584 @@
+//! Writing facts. Every write is an upsert keyed by the fact's natural key, so ingesting
+//! the same thing twice (or again after a crash) leaves the same rows.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Ledger, LedgerError, on_pool};
+
+/// The CI step kinds the ledger accepts (DESIGN.md: PipelineRun steps).
+pub const STEP_KINDS: [&str; 7] = ["build", "test", "scan", "pre-sync", "post-sync", "deploy", "other"];
+pub const REPOSITORY_KINDS: [&str; 2] = ["source", "manifests"];
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentFact {
+    pub name: String,
+    pub rank: i64,
+    /// The rules that map applications here, as configured.
+    pub match_rules: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApplicationFact {
+    pub instance: String,
+    pub namespace: String,
+    pub name: String,
+    pub project: String,
+    pub environment: Option<String>,
+    pub service: Option<String>,
+    pub sources: serde_json::Value,
+    pub dest_server: Option<String>,
+    pub dest_name: Option<String>,
+    pub dest_namespace: Option<String>,
+    pub sync_status: Option<String>,
+    pub health_status: Option<String>,
+    pub automated_sync: bool,
+    pub observed_at: i64,
+}
+
+/// A container image as Argo CD's `status.summary.images` lists it: `repository:tag`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    pub repository: String,
+    pub tag: String,
+}
+
+impl ImageRef {
+    /// Splits `registry:5000/team/app:1.2` at the tag's colon (the last one after the
+    /// last slash); an untagged reference means `latest`, as the container runtimes read it.
+    pub fn parse(reference: &str) -> Result<ImageRef, LedgerError> {
+        let reference = reference.split('@').next().unwrap_or_default().trim();
+        if reference.is_empty() || reference.contains(char::is_whitespace) {
+            return Err(LedgerError::Invalid(format!(
+                "`{reference}` is not an image reference; expected REPOSITORY[:TAG] such as ghcr.io/acme/shop:1.4.2"
+            )));
+        }
+        let slash = reference.rfind('/').map_or(0, |i| i + 1);
+        Ok(match reference[slash..].rfind(':') {
+            Some(colon) => ImageRef {
+                repository: reference[..slash + colon].to_string(),
+                tag: reference[slash + colon + 1..].to_string(),
+            },
+            None => ImageRef { repository: reference.to_string(), tag: "latest".to_string() },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentFact {
+    pub instance: String,
+    pub namespace: String,
+    pub application: String,
+    /// Argo CD's `status.history[].id`.
+    pub history_id: i64,
+    pub revision: String,
+    pub revisions: Vec<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub phase: String,
+    pub message: Option<String>,
+    pub initiated_by: Option<String>,
+    pub automated: bool,
+    pub is_rollback: bool,
+    pub images_before: Vec<ImageRef>,
+    pub images_after: Vec<ImageRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryFact {
+    pub name: String,
+    pub url: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonTime {
+    pub name: String,
+    pub email: String,
+    pub at: i64,
+    pub offset_minutes: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitFact {
+    pub repository: String,
+    pub sha: String,
+    pub parents: Vec<String>,
+    pub author: PersonTime,
+    pub committer: PersonTime,
+    pub message: String,
+    pub pull_request_number: Option<i64>,
+    pub feature_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestFact {
+    pub repository: String,
+    pub number: i64,
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub author: Option<String>,
+    pub head_branch: Option<String>,
+    pub merged_at: Option<i64>,
+    pub merge_commit_sha: Option<String>,
+    pub feature_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureFact {
+    pub key: String,
+    pub summary: Option<String>,
+    pub issue_type: Option<String>,
+    pub status: Option<String>,
+    pub assignee: Option<String>,
+    pub url: Option<String>,
+    pub fetched_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineRunFact {
+    pub ci_system: String,
+    pub run_id: String,
+    pub name: String,
+    pub url: Option<String>,
+    pub status: String,
+    pub repository: Option<String>,
+    pub commit_sha: Option<String>,
+    pub pull_request_number: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub steps: Vec<PipelineStepFact>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineStepFact {
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+fn required(field: &str, value: &str) -> Result<(), LedgerError> {
+    if value.trim().is_empty() {
+        Err(LedgerError::Invalid(format!("`{field}` is empty; a value is required")))
+    } else {
+        Ok(())
+    }
+}
+
+fn one_of(field: &str, value: &str, accepted: &[&str]) -> Result<(), LedgerError> {
+    if accepted.contains(&value) {
+        Ok(())
+    } else {
+        Err(LedgerError::Invalid(format!("`{field}` is `{value}`; accepted: {}", accepted.join(", "))))
+    }
+}
+
+fn not_found(what: &str, key: String) -> LedgerError {
+    LedgerError::Invalid(format!("{what} `{key}` is not in the ledger; record it first"))
+}
+
+impl Ledger {
+    pub async fn upsert_environment(&self, fact: &EnvironmentFact) -> Result<i64, LedgerError> {
+        required("name", &fact.name)?;
+        let rules = fact.match_rules.to_string();
+        let sql = "INSERT INTO environments (name, rank, match_rules) VALUES ($1, $2, $3)
+                   ON CONFLICT (name) DO UPDATE SET rank = excluded.rank, match_rules = excluded.match_rules
+                   RETURNING id";
+        let id = on_pool!(self.pool(), |p| {
+            sqlx::query_scalar(sql).bind(&fact.name).bind(fact.rank).bind(&rules).fetch_one(p).await?
+        });
+        Ok(id)
+    }
+
+    /// Records an application's current state; a change of sync status or health is
+    /// also kept, with its time, in the application's status history.
+    pub async fn upsert_application(&self, fact: &ApplicationFact) -> Result<i64, LedgerError> {
+        for (field, value) in [("instance", &fact.instance), ("namespace", &fact.namespace), ("name", &fact.name)] {
+            required(field, value)?;
+        }
+        let sources = fact.sources.to_string();
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let environment_id: Option<i64> = match &fact.environment {
+                Some(name) => Some(
+                    sqlx::query_scalar("SELECT id FROM environments WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| not_found("environment", name.clone()))?,
+                ),
+                None => None,
+            };
+            let service_id: Option<i64> = match &fact.service {
+                Some(name) => Some(
+                    sqlx::query_scalar(
+                        "INSERT INTO services (name) VALUES ($1)
+                         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+                    )
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                ),
+                None => None,
+            };
+            let previous: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT id, sync_status, health_status FROM applications
+                 WHERE instance = $1 AND namespace = $2 AND name = $3",
+            )
+            .bind(&fact.instance)
+            .bind(&fact.namespace)
+            .bind(&fact.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO applications (instance, namespace, name, project, environment_id, service_id, sources,
+                     dest_server, dest_name, dest_namespace, sync_status, health_status, automated_sync, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (instance, namespace, name) DO UPDATE SET
+                     project = excluded.project, environment_id = excluded.environment_id,
+                     service_id = excluded.service_id, sources = excluded.sources,
+                     dest_server = excluded.dest_server, dest_name = excluded.dest_name,
+                     dest_namespace = excluded.dest_namespace, sync_status = excluded.sync_status,
+                     health_status = excluded.health_status, automated_sync = excluded.automated_sync,
+                     updated_at = excluded.updated_at, deleted_at = NULL
+                 RETURNING id",
+            )
+            .bind(&fact.instance)
+            .bind(&fact.namespace)
+            .bind(&fact.name)
+            .bind(&fact.project)
+            .bind(environment_id)
+            .bind(service_id)
+            .bind(&sources)
+            .bind(&fact.dest_server)
+            .bind(&fact.dest_name)
+            .bind(&fact.dest_namespace)
+            .bind(&fact.sync_status)
+            .bind(&fact.health_status)
+            .bind(fact.automated_sync)
+            .bind(fact.observed_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            let changed = previous
+                .is_none_or(|(_, sync, health)| sync != fact.sync_status || health != fact.health_status);
+            if changed {
+                sqlx::query(
+                    "INSERT INTO application_status_changes (application_id, at, sync_status, health_status)
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(fact.observed_at)
+                .bind(&fact.sync_status)
+                .bind(&fact.health_status)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Records one deployment of a known application with the images it ran before and
+    /// after, all or nothing.
+    pub async fn record_deployment(&self, fact: &DeploymentFact) -> Result<i64, LedgerError> {
+        required("revision", &fact.revision)?;
+        required("phase", &fact.phase)?;
+        let revisions = serde_json::to_string(&fact.revisions).unwrap_or_else(|_| "[]".into());
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let application_id: i64 = sqlx::query_scalar(
+                "SELECT id FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3",
+            )
+            .bind(&fact.instance)
+            .bind(&fact.namespace)
+            .bind(&fact.application)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                not_found("application", format!("{}/{}/{}", fact.instance, fact.namespace, fact.application))
+            })?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO deployments (application_id, history_id, revision, revisions, started_at, finished_at,
+                     phase, message, initiated_by, automated, is_rollback)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (application_id, history_id) DO UPDATE SET
+                     revision = excluded.revision, revisions = excluded.revisions,
+                     started_at = excluded.started_at, finished_at = excluded.finished_at,
+                     phase = excluded.phase, message = excluded.message,
+                     initiated_by = excluded.initiated_by, automated = excluded.automated,
+                     is_rollback = excluded.is_rollback
+                 RETURNING id",
+            )
+            .bind(application_id)
+            .bind(fact.history_id)
+            .bind(&fact.revision)
+            .bind(&revisions)
+            .bind(fact.started_at)
+            .bind(fact.finished_at)
+            .bind(&fact.phase)
+            .bind(&fact.message)
+            .bind(&fact.initiated_by)
+            .bind(fact.automated)
+            .bind(fact.is_rollback)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM deployment_images WHERE deployment_id = $1").bind(id).execute(&mut *tx).await?;
+            let sides = fact.images_before.iter().map(|i| ("before", i)).chain(fact.images_after.iter().map(|i| ("after", i)));
+            for (side, image) in sides {
+                let image_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO images (repository, tag) VALUES ($1, $2)
+                     ON CONFLICT (repository, tag) DO UPDATE SET tag = excluded.tag RETURNING id",
+                )
+                .bind(&image.repository)
+                .bind(&image.tag)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO deployment_images (deployment_id, image_id, side) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(image_id)
+                .bind(side)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    pub async fn upsert_repository(&self, fact: &RepositoryFact) -> Result<i64, LedgerError> {
+        required("name", &fact.name)?;
+        required("url", &fact.url)?;
+        one_of("kind", &fact.kind, &REPOSITORY_KINDS)?;
+        let sql = "INSERT INTO repositories (name, url, kind) VALUES ($1, $2, $3)
+                   ON CONFLICT (name) DO UPDATE SET url = excluded.url, kind = excluded.kind RETURNING id";
+        let id = on_pool!(self.pool(), |p| {
+            sqlx::query_scalar(sql).bind(&fact.name).bind(&fact.url).bind(&fact.kind).fetch_one(p).await?
+        });
+        Ok(id)
+    }
+
+    /// Records a commit with its parents and the features its message names.
+    pub async fn record_commit(&self, fact: &CommitFact) -> Result<i64, LedgerError> {
+        if fact.sha.len() < 40 || !fact.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(LedgerError::Invalid(format!(
+                "`sha` is `{}`; a full hexadecimal object id (40 or 64 characters) is required",
+                fact.sha
+            )));
+        }
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(&fact.repository)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| not_found("repository", fact.repository.clone()))?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO commits (repository_id, sha, author_name, author_email, authored_at, author_offset_minutes,
+                     committer_name, committer_email, committed_at, committer_offset_minutes, message,
+                     pull_request_number, reachable)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, TRUE)
+                 ON CONFLICT (repository_id, sha) DO UPDATE SET
+                     pull_request_number = COALESCE(excluded.pull_request_number, commits.pull_request_number),
+                     reachable = TRUE
+                 RETURNING id",
+            )
+            .bind(repository_id)
+            .bind(fact.sha.to_ascii_lowercase())
+            .bind(&fact.author.name)
+            .bind(&fact.author.email)
+            .bind(fact.author.at)
+            .bind(fact.author.offset_minutes)
+            .bind(&fact.committer.name)
+            .bind(&fact.committer.email)
+            .bind(fact.committer.at)
+            .bind(fact.committer.offset_minutes)
+            .bind(&fact.message)
+            .bind(fact.pull_request_number)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM commit_parents WHERE commit_id = $1").bind(id).execute(&mut *tx).await?;
+            for (position, parent) in fact.parents.iter().enumerate() {
+                sqlx::query("INSERT INTO commit_parents (commit_id, position, parent_sha) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(position as i64)
+                    .bind(parent.to_ascii_lowercase())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for key in &fact.feature_keys {
+                let feature_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO features (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
+                )
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO commit_features (commit_id, feature_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(feature_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    pub async fn upsert_pull_request(&self, fact: &PullRequestFact) -> Result<i64, LedgerError> {
+        if fact.number <= 0 {
+            return Err(LedgerError::Invalid(format!("`number` is {}; a positive number is required", fact.number)));
+        }
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(&fact.repository)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| not_found("repository", fact.repository.clone()))?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO pull_requests (repository_id, number, title, body, author, head_branch, merged_at, merge_commit_sha)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (repository_id, number) DO UPDATE SET
+                     title = excluded.title, body = excluded.body, author = excluded.author,
+                     head_branch = excluded.head_branch, merged_at = excluded.merged_at,
+                     merge_commit_sha = excluded.merge_commit_sha
+                 RETURNING id",
+            )
+            .bind(repository_id)
+            .bind(fact.number)
+            .bind(&fact.title)
+            .bind(&fact.body)
+            .bind(&fact.author)
+            .bind(&fact.head_branch)
+            .bind(fact.merged_at)
+            .bind(&fact.merge_commit_sha)
+            .fetch_one(&mut *tx)
+            .await?;
+            for key in &fact.feature_keys {
+                let feature_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO features (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
+                )
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO pull_request_features (pull_request_id, feature_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(feature_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Stores what the issue tracker says of a feature.
+    pub async fn upsert_feature(&self, fact: &FeatureFact) -> Result<i64, LedgerError> {
+        required("key", &fact.key)?;
+        let sql = "INSERT INTO features (key, summary, issue_type, status, assignee, url, fetched_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (key) DO UPDATE SET summary = excluded.summary, issue_type = excluded.issue_type,
+                       status = excluded.status, assignee = excluded.assignee, url = excluded.url,
+                       fetched_at = excluded.fetched_at
+                   RETURNING id";
+        let id = on_pool!(self.pool(), |p| {
+            sqlx::query_scalar(sql)
+                .bind(&fact.key)
+                .bind(&fact.summary)
+                .bind(&fact.issue_type)
+                .bind(&fact.status)
+                .bind(&fact.assignee)
+                .bind(&fact.url)
+                .bind(fact.fetched_at)
+                .fetch_one(p)
+                .await?
+        });
+        Ok(id)
+    }
+
+    /// Records a CI run with its steps; the steps given replace the stored ones.
+    pub async fn record_pipeline_run(&self, fact: &PipelineRunFact) -> Result<i64, LedgerError> {
+        required("ci_system", &fact.ci_system)?;
+        required("run_id", &fact.run_id)?;
+        required("name", &fact.name)?;
+        for (index, step) in fact.steps.iter().enumerate() {
+            one_of(&format!("steps[{index}].kind"), &step.kind, &STEP_KINDS)?;
+        }
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let repository_id: Option<i64> = match &fact.repository {
+                Some(name) => Some(
+                    sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| not_found("repository", name.clone()))?,
+                ),
+                None => None,
+            };
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO pipeline_runs (ci_system, run_id, name, url, status, repository_id, commit_sha,
+                     pull_request_number, started_at, finished_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (ci_system, run_id) DO UPDATE SET
+                     name = excluded.name, url = excluded.url, status = excluded.status,
+                     repository_id = excluded.repository_id, commit_sha = excluded.commit_sha,
+                     pull_request_number = excluded.pull_request_number,
+                     started_at = excluded.started_at, finished_at = excluded.finished_at
+                 RETURNING id",
+            )
+            .bind(&fact.ci_system)
+            .bind(&fact.run_id)
+            .bind(&fact.name)
+            .bind(&fact.url)
+            .bind(&fact.status)
+            .bind(repository_id)
+            .bind(&fact.commit_sha)
+            .bind(fact.pull_request_number)
+            .bind(fact.started_at)
+            .bind(fact.finished_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM pipeline_steps WHERE pipeline_run_id = $1").bind(id).execute(&mut *tx).await?;
+            for (position, step) in fact.steps.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO pipeline_steps (pipeline_run_id, position, name, kind, status, started_at, finished_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(id)
+                .bind(position as i64)
+                .bind(&step.name)
+                .bind(&step.kind)
+                .bind(&step.status)
+                .bind(step.started_at)
+                .bind(step.finished_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImageRef;
+
+    #[test]
+    fn image_references_split_at_the_tag() {
+        let image = ImageRef::parse("registry.local:5000/team/shop:1.4.2").unwrap();
+        assert_eq!((image.repository.as_str(), image.tag.as_str()), ("registry.local:5000/team/shop", "1.4.2"));
+        let image = ImageRef::parse("registry.local:5000/team/shop").unwrap();
+        assert_eq!((image.repository.as_str(), image.tag.as_str()), ("registry.local:5000/team/shop", "latest"));
+        let image = ImageRef::parse("nginx:1.27@sha256:abc").unwrap();
+        assert_eq!((image.repository.as_str(), image.tag.as_str()), ("nginx", "1.27"));
+        assert!(ImageRef::parse(" ").is_err());
+        assert!(ImageRef::parse("a b:1").unwrap_err().to_string().contains("REPOSITORY[:TAG]"));
+    }
+}

@@ -1,0 +1,9 @@
+//! Landfall's server: configuration, the ledger, the HTTP surface and the command line.
+//! `main.rs` only calls [`cli::main`], so tests and other binaries reuse all of it.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod ledger;
+pub mod serve;
+pub mod telemetry;

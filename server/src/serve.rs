@@ -1,0 +1,71 @@
+//! `landfall serve`: the web server and, from later issues on, its background syncs.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use leptos::config::LeptosOptions;
+use tokio::net::TcpListener;
+
+use crate::config::{self, Settings};
+use crate::http::{self, AppState};
+use crate::ledger::Ledger;
+use crate::telemetry::HttpMetrics;
+
+/// The first line `serve` prints on stdout, followed by the URL it serves; scripts and
+/// the integration tests read the port from it when listening on port 0.
+pub const LISTENING_BANNER: &str = "Landfall is listening on";
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    config::prepare_data_dir(&settings.data_dir)?;
+    let url = settings.database();
+    let ledger = Ledger::open(&url).await?;
+    tracing::info!(database = %url, backend = ledger.backend(), "ledger ready");
+
+    let listener = TcpListener::bind(settings.listen.0)
+        .await
+        .with_context(|| format!("cannot listen on {} (setting `listen`)", settings.listen.0))?;
+    let address = listener.local_addr()?;
+    let leptos = LeptosOptions::builder()
+        .output_name("landfall")
+        .site_root(settings.site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(address)
+        .build();
+    if !settings.site_root.join("pkg").is_dir() {
+        tracing::warn!(
+            site_root = %settings.site_root.display(),
+            "the front end is not built: pages render but will not become interactive; build it with `cargo leptos build --release`"
+        );
+    }
+    let state = AppState { ledger: ledger.clone(), metrics: Arc::new(HttpMetrics::default()), leptos };
+    let app = http::router(state);
+
+    println!("{LISTENING_BANNER} http://{address}");
+    tracing::info!(%address, "serving");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the web server failed")?;
+    tracing::info!("shutting down");
+    ledger.close().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM; axum then finishes the requests in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
