@@ -24,9 +24,7 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
-            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
-                AppError::BadRequest(message)
-            }
+            ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => AppError::BadRequest(message),
             other => AppError::Transport(other.to_string()),
         }
     }

@@ -7,10 +7,10 @@
 //! depends on the server crate.
 
 pub mod api;
-pub mod format;
 mod applications;
 mod environments;
 mod features;
+pub mod format;
 mod overview;
 mod search;
 mod shared;
@@ -28,8 +28,8 @@ use crate::environments::EnvironmentsPage;
 use crate::features::FeaturesPage;
 use crate::overview::OverviewPage;
 use crate::search::SearchPage;
-use crate::timeline::TimelinePage;
 use crate::shared::layout::{AppShell, NotFound};
+use crate::timeline::TimelinePage;
 
 /// The HTML document around the app, rendered once per request on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

@@ -14,9 +14,11 @@ use crate::shared::status::{Empty, ErrorNotice, Loading};
 pub fn SearchPage() -> impl IntoView {
     let query = use_query_map();
     let current = move || query.read().get("q").unwrap_or_default();
-    let results = Resource::new(current, |q| async move {
-        if q.trim().is_empty() { Ok(None) } else { search(q).await.map(Some) }
-    });
+    let results =
+        Resource::new(
+            current,
+            |q| async move { if q.trim().is_empty() { Ok(None) } else { search(q).await.map(Some) } },
+        );
     view! {
         <section class="page">
             <PageHeader title="Search" lede="Find a feature, a pull request or an application." />

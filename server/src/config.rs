@@ -180,9 +180,7 @@ fn describe_one(error: &figment::Error) -> String {
         if let Some(figment::Source::File(file)) = &meta.source {
             format!("in {}", file.display())
         } else if name.contains("environment") {
-            let variable = meta
-                .interpolate(&figment::Profile::Default, &error.path.iter().map(String::as_str).collect::<Vec<_>>());
-            format!("from environment variable {}", variable.to_ascii_uppercase())
+            format!("from environment variable {ENV_PREFIX}{}", error.path.join("__").to_ascii_uppercase())
         } else if name.contains("Overrides") {
             // figment names a serialized provider after its type: these are the flags.
             format!("from flag --{}", key.replace('_', "-"))
@@ -193,7 +191,8 @@ fn describe_one(error: &figment::Error) -> String {
     let origin = origin.map(|o| format!(" {o}")).unwrap_or_default();
     match &error.kind {
         Kind::UnknownField(field, accepted) => {
-            let full = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+            // figment's path already ends with the unknown field.
+            let full = if key.is_empty() { field.clone() } else { key.clone() };
             format!("unknown setting `{full}`{origin}; accepted settings: {}", accepted.join(", "))
         }
         Kind::InvalidType(actual, expected) => {

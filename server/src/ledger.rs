@@ -12,6 +12,7 @@ mod reads;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -112,6 +113,10 @@ impl Ledger {
             }
             DatabaseKind::Postgres => {
                 let options = PgConnectOptions::from_str(url.expose()).map_err(unreachable)?;
+                // One direct attempt first: a pool retries until its timeout and then only
+                // says it timed out, hiding the cause (refused, bad password, no database).
+                let probe = sqlx::PgConnection::connect_with(&options).await.map_err(unreachable)?;
+                probe.close().await.map_err(unreachable)?;
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(CONNECT_TIMEOUT)
@@ -163,8 +168,7 @@ impl Ledger {
         .filter(|m| m.migration_type.is_up_migration())
         .count() as i64;
         let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
-        let applied: Result<i64, sqlx::Error> =
-            on_pool!(&self.pool, |p| sqlx::query_scalar(sql).fetch_one(p).await);
+        let applied: Result<i64, sqlx::Error> = on_pool!(&self.pool, |p| sqlx::query_scalar(sql).fetch_one(p).await);
         let reachable = match &applied {
             Ok(_) => true,
             // The migrations table is missing but the database answered.

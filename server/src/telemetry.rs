@@ -73,12 +73,15 @@ impl HttpMetrics {
                 escape(route)
             );
         }
-        out.push_str("# HELP landfall_http_request_duration_seconds Time to answer HTTP requests, by method and route.\n");
+        out.push_str(
+            "# HELP landfall_http_request_duration_seconds Time to answer HTTP requests, by method and route.\n",
+        );
         out.push_str("# TYPE landfall_http_request_duration_seconds histogram\n");
         for ((method, route), histogram) in &registry.latency {
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
             for (bound, count) in LATENCY_BUCKETS.iter().zip(histogram.buckets) {
-                let _ = writeln!(out, "landfall_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
+                let _ =
+                    writeln!(out, "landfall_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
             }
             let _ = writeln!(
                 out,
@@ -111,13 +114,21 @@ mod tests {
         metrics.observe("GET", "/healthz", 200, Duration::from_millis(300));
         metrics.observe("GET", "/x\"y", 404, Duration::from_secs(20));
         let text = metrics.render();
-        assert!(text.contains("landfall_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"), "{text}");
+        assert!(
+            text.contains("landfall_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("route=\"/x\\\"y\",status=\"404\"} 1"), "{text}");
-        let bucket = |le: &str| format!("landfall_http_request_duration_seconds_bucket{{method=\"GET\",route=\"/healthz\",le=\"{le}\"}}");
+        let bucket = |le: &str| {
+            format!("landfall_http_request_duration_seconds_bucket{{method=\"GET\",route=\"/healthz\",le=\"{le}\"}}")
+        };
         assert!(text.contains(&format!("{} 0", bucket("0.001"))), "{text}");
         assert!(text.contains(&format!("{} 1", bucket("0.005"))), "{text}");
         assert!(text.contains(&format!("{} 2", bucket("0.5"))), "{text}");
         assert!(text.contains(&format!("{} 2", bucket("+Inf"))), "{text}");
-        assert!(text.contains("landfall_http_request_duration_seconds_count{method=\"GET\",route=\"/x\\\"y\"} 1"), "{text}");
+        assert!(
+            text.contains("landfall_http_request_duration_seconds_count{method=\"GET\",route=\"/x\\\"y\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -260,8 +260,8 @@ impl Ledger {
             .bind(fact.observed_at)
             .fetch_one(&mut *tx)
             .await?;
-            let changed = previous
-                .is_none_or(|(_, sync, health)| sync != fact.sync_status || health != fact.health_status);
+            let changed =
+                previous.is_none_or(|(_, sync, health)| sync != fact.sync_status || health != fact.health_status);
             if changed {
                 sqlx::query(
                     "INSERT INTO application_status_changes (application_id, at, sync_status, health_status)
@@ -287,17 +287,16 @@ impl Ledger {
         let revisions = serde_json::to_string(&fact.revisions).unwrap_or_else(|_| "[]".into());
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin().await?;
-            let application_id: i64 = sqlx::query_scalar(
-                "SELECT id FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3",
-            )
-            .bind(&fact.instance)
-            .bind(&fact.namespace)
-            .bind(&fact.application)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                not_found("application", format!("{}/{}/{}", fact.instance, fact.namespace, fact.application))
-            })?;
+            let application_id: i64 =
+                sqlx::query_scalar("SELECT id FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3")
+                    .bind(&fact.instance)
+                    .bind(&fact.namespace)
+                    .bind(&fact.application)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| {
+                        not_found("application", format!("{}/{}/{}", fact.instance, fact.namespace, fact.application))
+                    })?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO deployments (application_id, history_id, revision, revisions, started_at, finished_at,
                      phase, message, initiated_by, automated, is_rollback)
@@ -324,7 +323,8 @@ impl Ledger {
             .fetch_one(&mut *tx)
             .await?;
             sqlx::query("DELETE FROM deployment_images WHERE deployment_id = $1").bind(id).execute(&mut *tx).await?;
-            let sides = fact.images_before.iter().map(|i| ("before", i)).chain(fact.images_after.iter().map(|i| ("after", i)));
+            let sides =
+                fact.images_before.iter().map(|i| ("before", i)).chain(fact.images_after.iter().map(|i| ("after", i)));
             for (side, image) in sides {
                 let image_id: i64 = sqlx::query_scalar(
                     "INSERT INTO images (repository, tag) VALUES ($1, $2)
@@ -416,11 +416,13 @@ impl Ledger {
                 .bind(key)
                 .fetch_one(&mut *tx)
                 .await?;
-                sqlx::query("INSERT INTO commit_features (commit_id, feature_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(feature_id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO commit_features (commit_id, feature_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(feature_id)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(id)

@@ -16,11 +16,14 @@ const SEARCH_LIMIT: i64 = 50;
 type DeploymentRow = (String, Option<String>, i64, String, String, Option<String>, i64, Option<i64>);
 type ApplicationRow = (String, String, String, String, Option<String>, Option<String>, Option<String>);
 
-const APPLICATIONS_SQL: &str = "SELECT a.instance, a.namespace, a.name, a.project, e.name, a.sync_status, a.health_status
+const APPLICATIONS_SQL: &str =
+    "SELECT a.instance, a.namespace, a.name, a.project, e.name, a.sync_status, a.health_status
      FROM applications a LEFT JOIN environments e ON e.id = a.environment_id
      WHERE a.deleted_at IS NULL";
 
-fn application((instance, namespace, name, project, environment, sync_status, health_status): ApplicationRow) -> ApplicationSummary {
+fn application(
+    (instance, namespace, name, project, environment, sync_status, health_status): ApplicationRow,
+) -> ApplicationSummary {
     ApplicationSummary { instance, namespace, name, project, environment, sync_status, health_status }
 }
 
@@ -77,15 +80,15 @@ impl Ledger {
 
     /// The newest deployments across every application.
     pub async fn recent_deployments(&self, limit: i64) -> Result<Vec<DeploymentSummary>, LedgerError> {
-        let sql = "SELECT a.name, e.name, d.history_id, d.revision, d.phase, d.initiated_by, d.started_at, d.finished_at
+        let sql =
+            "SELECT a.name, e.name, d.history_id, d.revision, d.phase, d.initiated_by, d.started_at, d.finished_at
                    FROM deployments d
                    JOIN applications a ON a.id = d.application_id
                    LEFT JOIN environments e ON e.id = a.environment_id
                    ORDER BY COALESCE(d.finished_at, d.started_at) DESC, d.id DESC
                    LIMIT $1";
         let limit = limit.clamp(1, LIST_LIMIT);
-        let rows: Vec<DeploymentRow> =
-            on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(limit).fetch_all(p).await?);
+        let rows: Vec<DeploymentRow> = on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(limit).fetch_all(p).await?);
         Ok(rows
             .into_iter()
             .map(|(application, environment, history_id, revision, phase, initiated_by, started_at, finished_at)| {
@@ -110,9 +113,8 @@ impl Ledger {
     /// Features by key or summary and applications by name, case-insensitively.
     pub async fn search(&self, query: &str) -> Result<SearchResults, LedgerError> {
         let pattern = format!("%{}%", escape_like(&query.to_lowercase()));
-        let sql = format!(
-            "{APPLICATIONS_SQL} AND LOWER(a.name) LIKE $1 ESCAPE '\\' ORDER BY a.name LIMIT {SEARCH_LIMIT}"
-        );
+        let sql =
+            format!("{APPLICATIONS_SQL} AND LOWER(a.name) LIKE $1 ESCAPE '\\' ORDER BY a.name LIMIT {SEARCH_LIMIT}");
         let rows: Vec<ApplicationRow> =
             on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(&pattern).fetch_all(p).await?);
         Ok(SearchResults {

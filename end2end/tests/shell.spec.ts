@@ -1,0 +1,58 @@
+import { test, expect, hydrated } from "./fixtures";
+
+const sections = ["Features", "Timeline", "Environments", "Applications", "Search", "Overview"];
+
+test("the overview explains how to connect the sources", async ({ page }) => {
+  await page.goto("/");
+  await hydrated(page);
+  await expect(page).toHaveTitle("Overview · Landfall");
+  await expect(page.getByRole("heading", { level: 1, name: "Overview" })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Nothing is connected yet" })).toBeVisible();
+  for (const step of ["Connect Argo CD", "Add Git repositories", "Connect Jira"]) {
+    await expect(page.getByRole("heading", { name: step })).toBeVisible();
+  }
+});
+
+test("the shell's links navigate without reloading the page", async ({ page }) => {
+  let loads = 0;
+  page.on("load", () => loads++);
+  await page.goto("/");
+  await hydrated(page);
+  await page.evaluate(() => ((window as unknown as { landfallMarker: number }).landfallMarker = 42));
+
+  const nav = page.getByRole("navigation", { name: "Main" });
+  for (const section of sections) {
+    await nav.getByRole("link", { name: section, exact: true }).click();
+    await expect(page.getByRole("heading", { level: 1, name: section })).toBeVisible();
+    await expect(nav.getByRole("link", { name: section, exact: true })).toHaveAttribute("aria-current", "page");
+    await expect(page).toHaveTitle(`${section} · Landfall`);
+  }
+  await expect(page).toHaveURL(/\/$/);
+  const marker = await page.evaluate(() => (window as unknown as { landfallMarker?: number }).landfallMarker);
+  expect(marker, "the window survived every navigation").toBe(42);
+  expect(loads, "only the first visit loaded a document").toBe(1);
+});
+
+test("search runs in place and keeps the query in the address", async ({ page }) => {
+  await page.goto("/search");
+  await hydrated(page);
+  const box = page.getByRole("searchbox");
+  await box.fill("checkout");
+  await page.getByRole("button", { name: "Search" }).click();
+  await expect(page).toHaveURL(/\/search\?q=checkout$/);
+  await expect(page.getByText("Nothing matches that search.")).toBeVisible();
+  await expect(box).toHaveValue("checkout");
+});
+
+test.describe("an unknown address", () => {
+  // The 404 is the point of this test; Chromium also logs it to the console.
+  test.use({ allowedProblems: [/^HTTP 404: .*\/nowhere$/, /^console error: Failed to load resource: .* 404/] });
+
+  test("shows the not-found page inside the shell", async ({ page }) => {
+    const response = await page.goto("/nowhere");
+    expect(response?.status()).toBe(404);
+    await hydrated(page);
+    await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+    await expect(page.getByRole("navigation", { name: "Main" })).toBeVisible();
+  });
+});
