@@ -1,10 +1,10 @@
 use leptos::prelude::*;
-use leptos_router::components::Form;
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{MAX_QUERY_CHARS, search};
 use crate::applications::ApplicationTable;
 use crate::features::FeatureTable;
+use crate::format::encode_query_value;
 use crate::shared::layout::PageHeader;
 use crate::shared::status::{Empty, ErrorNotice, Loading};
 
@@ -19,15 +19,23 @@ pub fn SearchPage() -> impl IntoView {
             current,
             |q| async move { if q.trim().is_empty() { Ok(None) } else { search(q).await.map(Some) } },
         );
+    // Without wasm the form is a plain GET form; once hydrated, submitting navigates in place.
+    let navigate = use_navigate();
+    let input = NodeRef::<leptos::html::Input>::new();
+    let on_submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        let text = input.get().map(|element| element.value()).unwrap_or_default();
+        navigate(&format!("/search?q={}", encode_query_value(text.trim())), Default::default());
+    };
     view! {
         <section class="page">
             <PageHeader title="Search" lede="Find a feature, a pull request or an application." />
-            <Form action="/search" attr:class="search-form" attr:role="search">
+            <form action="/search" method="get" class="search-form" role="search" on:submit=on_submit>
                 <label class="visually-hidden" for="q">"Search"</label>
                 <input id="q" type="search" name="q" placeholder="SHOP-2356, checkout, payments-api…"
-                    maxlength=MAX_QUERY_CHARS.to_string() prop:value=current />
+                    maxlength=MAX_QUERY_CHARS.to_string() prop:value=current node_ref=input />
                 <button type="submit">"Search"</button>
-            </Form>
+            </form>
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     match results.await {

@@ -2,10 +2,11 @@ import { test as base, expect, type Page } from "@playwright/test";
 
 /**
  * Fails a test on any console error, uncaught exception, failed request or HTTP error,
- * except those a test declares it expects with `test.use({ allowedProblems: [...] })`.
+ * except those a test declares it expects with `test.use({ allowedProblems: /.../ })`.
  */
-export const test = base.extend<{ problems: string[]; allowedProblems: RegExp[] }>({
-  allowedProblems: [[], { option: true }],
+export const test = base.extend<{ problems: string[]; allowedProblems: RegExp }>({
+  // Matches nothing unless a test says otherwise.
+  allowedProblems: [/$^/, { option: true }],
   problems: [
     async ({ page, allowedProblems }, use) => {
       const problems: string[] = [];
@@ -20,7 +21,7 @@ export const test = base.extend<{ problems: string[]; allowedProblems: RegExp[] 
         if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
       });
       await use(problems);
-      const unexpected = problems.filter((problem) => !allowedProblems.some((allowed) => allowed.test(problem)));
+      const unexpected = problems.filter((problem) => !allowedProblems.test(problem));
       expect(unexpected, "the page had errors").toEqual([]);
     },
     { auto: true },

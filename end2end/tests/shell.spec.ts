@@ -37,16 +37,19 @@ test("search runs in place and keeps the query in the address", async ({ page })
   await page.goto("/search");
   await hydrated(page);
   const box = page.getByRole("searchbox");
-  await box.fill("checkout");
+  await page.evaluate(() => ((window as unknown as { landfallMarker: number }).landfallMarker = 7));
+  await box.fill("check out");
   await page.getByRole("button", { name: "Search" }).click();
-  await expect(page).toHaveURL(/\/search\?q=checkout$/);
+  await expect(page).toHaveURL(/\/search\?q=check%20out$/);
   await expect(page.getByText("Nothing matches that search.")).toBeVisible();
-  await expect(box).toHaveValue("checkout");
+  await expect(box).toHaveValue("check out");
+  const marker = await page.evaluate(() => (window as unknown as { landfallMarker?: number }).landfallMarker);
+  expect(marker, "searching did not reload the page").toBe(7);
 });
 
 test.describe("an unknown address", () => {
   // The 404 is the point of this test; Chromium also logs it to the console.
-  test.use({ allowedProblems: [/^HTTP 404: .*\/nowhere$/, /^console error: Failed to load resource: .* 404/] });
+  test.use({ allowedProblems: /^HTTP 404: .*\/nowhere$|^console error: Failed to load resource: .* 404/ });
 
   test("shows the not-found page inside the shell", async ({ page }) => {
     const response = await page.goto("/nowhere");
