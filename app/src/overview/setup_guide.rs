@@ -30,7 +30,11 @@ pub fn SetupGuide() -> impl IntoView {
                     <pre><code>{JIRA}</code></pre>
                 </li>
             </ol>
-            <p class="muted">"The README's “Connecting your tools” section explains every key."</p>
+            <p class="notice notice-info">
+                "This build of Landfall does not read these sections yet: the Argo CD, Git and Jira "
+                "connectors are in development, and until they land "<code>"landfall serve"</code>
+                " refuses unknown sections. The README's “Connecting your tools” section tracks them."
+            </p>
         </div>
     }
 }
