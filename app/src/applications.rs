@@ -2,32 +2,20 @@ use leptos::prelude::*;
 
 use crate::api::{ApplicationSummary, list_applications};
 use crate::shared::layout::PageHeader;
-use crate::shared::status::{Empty, ErrorNotice, Loading};
+use crate::shared::status::AsyncList;
 use crate::shared::tables::StatusPill;
 
 #[component]
 pub fn ApplicationsPage() -> impl IntoView {
-    let applications = Resource::new(|| (), |_| list_applications());
     view! {
         <section class="page">
             <PageHeader title="Applications" lede="Every Argo CD application Landfall knows, across instances." />
-            <Suspense fallback=Loading>
-                {move || Suspend::new(async move {
-                    match applications.await {
-                        Ok(list) if list.is_empty() => view! {
-                            <Empty>"No applications yet. Connect an Argo CD instance to see them here."</Empty>
-                        }.into_any(),
-                        Ok(list) => view! { <ApplicationTable list /> }.into_any(),
-                        Err(error) => view! { <ErrorNotice error /> }.into_any(),
-                    }
-                })}
-            </Suspense>
+            <AsyncList fetch=list_applications empty="No applications yet. Connect an Argo CD instance to see them here." render=application_table />
         </section>
     }
 }
 
-#[component]
-pub fn ApplicationTable(list: Vec<ApplicationSummary>) -> impl IntoView {
+pub fn application_table(list: Vec<ApplicationSummary>) -> impl IntoView {
     view! {
         <table class="table">
             <thead>

@@ -2,32 +2,20 @@ use leptos::prelude::*;
 
 use crate::api::{FeatureSummary, list_features};
 use crate::shared::layout::PageHeader;
-use crate::shared::status::{Empty, ErrorNotice, Loading};
+use crate::shared::status::AsyncList;
 use crate::shared::tables::StatusPill;
 
 #[component]
 pub fn FeaturesPage() -> impl IntoView {
-    let features = Resource::new(|| (), |_| list_features());
     view! {
         <section class="page">
             <PageHeader title="Features" lede="Jira issues found in commits, branches and pull requests." />
-            <Suspense fallback=Loading>
-                {move || Suspend::new(async move {
-                    match features.await {
-                        Ok(list) if list.is_empty() => view! {
-                            <Empty>"No features yet. They appear once Git repositories are ingested."</Empty>
-                        }.into_any(),
-                        Ok(list) => view! { <FeatureTable list /> }.into_any(),
-                        Err(error) => view! { <ErrorNotice error /> }.into_any(),
-                    }
-                })}
-            </Suspense>
+            <AsyncList fetch=list_features empty="No features yet. They appear once Git repositories are ingested." render=feature_table />
         </section>
     }
 }
 
-#[component]
-pub fn FeatureTable(list: Vec<FeatureSummary>) -> impl IntoView {
+pub fn feature_table(list: Vec<FeatureSummary>) -> impl IntoView {
     view! {
         <table class="table">
             <thead><tr><th>"Key"</th><th>"Summary"</th><th>"Status"</th><th>"Commits"</th></tr></thead>

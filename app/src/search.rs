@@ -2,8 +2,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{MAX_QUERY_CHARS, search};
-use crate::applications::ApplicationTable;
-use crate::features::FeatureTable;
+use crate::applications::application_table;
+use crate::features::feature_table;
 use crate::format::encode_query_value;
 use crate::shared::layout::PageHeader;
 use crate::shared::status::{Empty, ErrorNotice, Loading};
@@ -45,9 +45,9 @@ pub fn SearchPage() -> impl IntoView {
                         }.into_any(),
                         Ok(Some(found)) => view! {
                             <h2>"Features"</h2>
-                            <FeatureTable list=found.features />
+                            {feature_table(found.features)}
                             <h2>"Applications"</h2>
-                            <ApplicationTable list=found.applications />
+                            {application_table(found.applications)}
                         }.into_any(),
                         Err(error) => view! { <ErrorNotice error /> }.into_any(),
                     }

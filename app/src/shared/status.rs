@@ -22,3 +22,26 @@ pub fn ErrorNotice(error: AppError) -> impl IntoView {
 pub fn Empty(children: Children) -> impl IntoView {
     view! { <div class="empty">{children()}</div> }
 }
+
+/// A list read through a server function once per visit: the loading state, then the
+/// list drawn by `render`, the `empty` message when there is nothing, or the error.
+#[component]
+pub fn AsyncList<T, Fut, V>(fetch: fn() -> Fut, empty: &'static str, render: fn(Vec<T>) -> V) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    Fut: Future<Output = Result<Vec<T>, AppError>> + Send + 'static,
+    V: IntoView + 'static,
+{
+    let list = Resource::new(|| (), move |_| fetch());
+    view! {
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match list.await {
+                    Ok(items) if items.is_empty() => view! { <Empty>{empty}</Empty> }.into_any(),
+                    Ok(items) => render(items).into_any(),
+                    Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

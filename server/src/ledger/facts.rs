@@ -178,6 +178,40 @@ fn not_found(what: &str, key: String) -> LedgerError {
     LedgerError::Invalid(format!("{what} `{key}` is not in the ledger; record it first"))
 }
 
+/// Inside a transaction `$tx`: the id of the repository named `$name`, or an early
+/// return saying it is not in the ledger.
+macro_rules! repository_id {
+    ($tx:ident, $name:expr) => {{
+        let name: &String = $name;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *$tx)
+            .await?
+            .ok_or_else(|| not_found("repository", name.clone()))?;
+        id
+    }};
+}
+
+/// Inside a transaction `$tx`: makes sure each feature key exists and links it to row
+/// `$id` with `$insert_link` (`INSERT INTO <link table> (<row column>, feature_id)`).
+macro_rules! link_features {
+    ($tx:ident, $insert_link:literal, $id:expr, $keys:expr) => {
+        for key in $keys {
+            let feature_id: i64 = sqlx::query_scalar(
+                "INSERT INTO features (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
+            )
+            .bind(key)
+            .fetch_one(&mut *$tx)
+            .await?;
+            sqlx::query(concat!($insert_link, " VALUES ($1, $2) ON CONFLICT DO NOTHING"))
+                .bind($id)
+                .bind(feature_id)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
 impl Ledger {
     pub async fn upsert_environment(&self, fact: &EnvironmentFact) -> Result<i64, LedgerError> {
         required("name", &fact.name)?;
@@ -371,11 +405,7 @@ impl Ledger {
         }
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin().await?;
-            let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
-                .bind(&fact.repository)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| not_found("repository", fact.repository.clone()))?;
+            let repository_id = repository_id!(tx, &fact.repository);
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO commits (repository_id, sha, author_name, author_email, authored_at, author_offset_minutes,
                      committer_name, committer_email, committed_at, committer_offset_minutes, message,
@@ -409,21 +439,7 @@ impl Ledger {
                     .execute(&mut *tx)
                     .await?;
             }
-            for key in &fact.feature_keys {
-                let feature_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO features (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
-                )
-                .bind(key)
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO commit_features (commit_id, feature_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(feature_id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            link_features!(tx, "INSERT INTO commit_features (commit_id, feature_id)", id, &fact.feature_keys);
             tx.commit().await?;
             Ok(id)
         })
@@ -435,11 +451,7 @@ impl Ledger {
         }
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin().await?;
-            let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
-                .bind(&fact.repository)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| not_found("repository", fact.repository.clone()))?;
+            let repository_id = repository_id!(tx, &fact.repository);
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO pull_requests (repository_id, number, title, body, author, head_branch, merged_at, merge_commit_sha)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -459,21 +471,12 @@ impl Ledger {
             .bind(&fact.merge_commit_sha)
             .fetch_one(&mut *tx)
             .await?;
-            for key in &fact.feature_keys {
-                let feature_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO features (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
-                )
-                .bind(key)
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO pull_request_features (pull_request_id, feature_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(feature_id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            link_features!(
+                tx,
+                "INSERT INTO pull_request_features (pull_request_id, feature_id)",
+                id,
+                &fact.feature_keys
+            );
             tx.commit().await?;
             Ok(id)
         })
@@ -514,13 +517,7 @@ impl Ledger {
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin().await?;
             let repository_id: Option<i64> = match &fact.repository {
-                Some(name) => Some(
-                    sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
-                        .bind(name)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .ok_or_else(|| not_found("repository", name.clone()))?,
-                ),
+                Some(name) => Some(repository_id!(tx, name)),
                 None => None,
             };
             let id: i64 = sqlx::query_scalar(
