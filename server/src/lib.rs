@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod correlate;
 pub mod http;
 pub mod ledger;
 pub mod serve;
