@@ -33,6 +33,13 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create or update the ledger's database schema, then exit
     Migrate,
+    /// Sync every configured source once, print what each brought, then exit
+    ///
+    /// Git repositories (`[[repository]]` in the configuration): remote ones are cloned
+    /// into the data directory and fetched, local paths are read in place; only commits
+    /// not yet in the ledger are walked. Exits non-zero if any source failed; the others
+    /// still sync.
+    Ingest,
 }
 
 /// Options every subcommand accepts.
@@ -69,7 +76,7 @@ impl Cli {
     fn overrides(&self) -> Overrides {
         let serve = match &self.command {
             Command::Serve(args) => Some(args),
-            Command::Migrate => None,
+            Command::Migrate | Command::Ingest => None,
         };
         Overrides {
             listen: serve.and_then(|s| s.listen.clone()),
@@ -108,6 +115,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(_) => serve::run(settings).await,
             Command::Migrate => migrate(settings).await,
+            Command::Ingest => ingest(settings).await,
         }
     });
     match outcome {
@@ -126,6 +134,27 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
     let readiness = ledger.readiness().await;
     println!("The ledger at {url} is up to date ({} migrations applied).", readiness.migrations_applied);
     ledger.close().await;
+    Ok(())
+}
+
+async fn ingest(settings: Settings) -> anyhow::Result<()> {
+    config::prepare_data_dir(&settings.data_dir)?;
+    let ledger = Ledger::open(&settings.database()).await?;
+    if settings.repositories.is_empty() {
+        println!("No sources are configured: add [[repository]] tables to the configuration file.");
+    }
+    if settings.features.projects.is_empty() && !settings.repositories.is_empty() {
+        println!("Note: [features] projects is empty, so no issue keys are recognised as features.");
+    }
+    let outcomes = crate::sync::sync_all(&ledger, &settings).await;
+    for (name, outcome) in &outcomes {
+        println!("{}", crate::sync::describe(name, outcome));
+    }
+    ledger.close().await;
+    let failed = outcomes.iter().filter(|(_, outcome)| outcome.is_err()).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} sources failed to sync", outcomes.len());
+    }
     Ok(())
 }
 

@@ -31,6 +31,63 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The built front end (`pkg/` with the wasm bundle, CSS, static files).
     pub site_root: PathBuf,
+    /// Seconds between background syncs of the sources while `serve` runs.
+    pub sync_interval_seconds: u64,
+    /// Git repositories to ingest (`[[repository]]` tables).
+    #[serde(default, rename = "repository", skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<RepositoryConfig>,
+    #[serde(default)]
+    pub features: FeaturesConfig,
+}
+
+/// One `[[repository]]`: application code or a GitOps (manifests) repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// Unique; used in URLs, answers and the clone's folder name.
+    pub name: String,
+    /// A remote URL (cloned into the data directory) or a local path or `file://` URL
+    /// (read in place).
+    pub url: String,
+    #[serde(default)]
+    pub kind: RepositoryKind,
+    /// Branches to ingest; the repository's default branch when empty.
+    #[serde(default)]
+    pub branches: Vec<String>,
+    /// Name of the environment variable holding an HTTPS access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Private key file for SSH URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepositoryKind {
+    /// Application code: commits, pull requests, features.
+    #[default]
+    Source,
+    /// A GitOps repository: who changed which environment's manifests.
+    Manifests,
+}
+
+impl RepositoryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepositoryKind::Source => "source",
+            RepositoryKind::Manifests => "manifests",
+        }
+    }
+}
+
+/// `[features]`: which issue keys count as features.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// Jira project keys, such as `SHOP`; keys of other projects are ignored.
+    #[serde(default)]
+    pub projects: Vec<String>,
 }
 
 impl Default for Settings {
@@ -42,6 +99,9 @@ impl Default for Settings {
             log_level: LogLevel("info".to_string()),
             log_format: LogFormat::Text,
             site_root: PathBuf::from("target/site"),
+            sync_interval_seconds: 300,
+            repositories: Vec::new(),
+            features: FeaturesConfig::default(),
         }
     }
 }
@@ -102,7 +162,63 @@ pub fn load(
         .collect();
     figment = figment.merge(EnvSnapshot { variables, inner: Env::prefixed(ENV_PREFIX).split("__") });
     figment = figment.merge(Serialized::globals(overrides));
-    figment.extract::<Settings>().map_err(|errors| ConfigError::Invalid(describe(errors)))
+    let settings = figment.extract::<Settings>().map_err(|errors| ConfigError::Invalid(describe(errors)))?;
+    settings.validate().map_err(ConfigError::Invalid)?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// Checks what types alone cannot: unique names, usable names and keys, bounds.
+    fn validate(&self) -> Result<(), String> {
+        if self.sync_interval_seconds < 10 {
+            return Err(format!(
+                "setting `sync_interval_seconds` is {}; at least 10 seconds is accepted",
+                self.sync_interval_seconds
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (index, repository) in self.repositories.iter().enumerate() {
+            let at = format!("repository[{index}]");
+            let name = &repository.name;
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                || name.starts_with('.')
+            {
+                return Err(format!(
+                    "setting `{at}.name` is `{name}`; accepted: letters, digits, '.', '_' and '-', not starting with '.'"
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(format!(
+                    "setting `{at}.name`: `{name}` is used by another repository; names must be unique"
+                ));
+            }
+            if repository.url.trim().is_empty() {
+                return Err(format!(
+                    "setting `{at}.url` is empty; accepted: an https:// or ssh URL, a file:// URL or a local path"
+                ));
+            }
+            if let Some(branch) = repository
+                .branches
+                .iter()
+                .find(|b| b.is_empty() || b.starts_with('-') || b.contains(['\0', ' ', '~', '^', ':', '?', '*', '[']))
+            {
+                return Err(format!("setting `{at}.branches` has `{branch}`, which is not a branch name"));
+            }
+        }
+        for project in &self.features.projects {
+            let mut chars = project.chars();
+            let valid = chars.next().is_some_and(|c| c.is_ascii_uppercase())
+                && project.len() >= 2
+                && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                return Err(format!(
+                    "setting `features.projects` has `{project}`; a Jira project key is accepted: an upper-case letter, then upper-case letters, digits or '_' (such as SHOP or PAY2)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Variables with the prefix that are not settings: the test suite's database and the
@@ -422,6 +538,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--listen") && error.contains("IP:PORT"), "{error}");
+    }
+
+    #[test]
+    fn repositories_and_feature_projects_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("landfall.toml");
+        let write_and_load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            load(Some(&file), std::iter::empty(), &Overrides::default())
+        };
+        let settings = write_and_load(
+            "[[repository]]\nname = \"shop-api\"\nurl = \"/srv/git/shop-api\"\n\n\
+             [[repository]]\nname = \"gitops\"\nurl = \"https://git.example/gitops.git\"\nkind = \"manifests\"\nbranches = [\"main\"]\ntoken_env = \"GITOPS_TOKEN\"\n\n\
+             [features]\nprojects = [\"SHOP\", \"PAY_2\"]\n",
+        )
+        .unwrap();
+        assert_eq!(settings.repositories.len(), 2);
+        assert_eq!(settings.repositories[0].kind, RepositoryKind::Source, "source by default");
+        assert_eq!(settings.repositories[1].kind, RepositoryKind::Manifests);
+        assert_eq!(settings.features.projects, ["SHOP", "PAY_2"]);
+
+        let error =
+            write_and_load("[[repository]]\nname = \"a\"\nurl = \"x\"\n[[repository]]\nname = \"a\"\nurl = \"y\"\n")
+                .unwrap_err();
+        assert!(error.to_string().contains("repository[1].name") && error.to_string().contains("unique"), "{error}");
+        let error = write_and_load("[[repository]]\nname = \"a b\"\nurl = \"x\"\n").unwrap_err();
+        assert!(error.to_string().contains("letters, digits"), "{error}");
+        let error = write_and_load("[[repository]]\nname = \"a\"\nurl = \"x\"\nkind = \"docs\"\n").unwrap_err();
+        assert!(error.to_string().contains("source, manifests"), "{error}");
+        let error = write_and_load("[[repository]]\nname = \"a\"\nurl = \"x\"\ntoken = \"secret\"\n").unwrap_err();
+        assert!(error.to_string().contains("unknown setting") && error.to_string().contains("token_env"), "{error}");
+        let error = write_and_load("[features]\nprojects = [\"shop\"]\n").unwrap_err();
+        assert!(error.to_string().contains("features.projects") && error.to_string().contains("SHOP"), "{error}");
+        let error = write_and_load("sync_interval_seconds = 1\n").unwrap_err();
+        assert!(error.to_string().contains("at least 10"), "{error}");
     }
 
     #[test]

@@ -50,7 +50,8 @@ impl FeatureProjects {
 /// The key starting at `start`, if one does: its project part and the end of the key.
 fn key_at(bytes: &[u8], start: usize) -> Option<(&str, usize)> {
     let mut dash = start + 1;
-    while dash < bytes.len() && (bytes[dash].is_ascii_uppercase() || bytes[dash].is_ascii_digit() || bytes[dash] == b'_')
+    while dash < bytes.len()
+        && (bytes[dash].is_ascii_uppercase() || bytes[dash].is_ascii_digit() || bytes[dash] == b'_')
     {
         dash += 1;
     }
@@ -80,27 +81,25 @@ pub fn pull_request_in(message: &str) -> Option<i64> {
     if let Some(rest) = subject.strip_prefix("Merge pull request #") {
         return leading_number(rest).filter(|(_, tail)| tail.starts_with(" from ")).map(|(n, _)| n);
     }
-    if let Some(inner) = subject.strip_suffix(')').and_then(|s| s.rsplit_once("(#")).map(|(_, n)| n) {
-        if let Some((number, "")) = leading_number(inner) {
-            return Some(number);
-        }
+    if let Some((_, inner)) = subject.strip_suffix(')').and_then(|s| s.rsplit_once("(#"))
+        && let Some((number, "")) = leading_number(inner)
+    {
+        return Some(number);
     }
     for line in message.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("Closes #") {
-            if let Some((number, tail)) = leading_number(rest) {
-                if tail.starts_with(" from ") {
-                    return Some(number);
-                }
-            }
+        if let Some(rest) = line.strip_prefix("Closes #")
+            && let Some((number, tail)) = leading_number(rest)
+            && tail.starts_with(" from ")
+        {
+            return Some(number);
         }
-        if let Some(reference) = line.strip_prefix("See merge request ") {
-            if let Some((project, number)) = reference.rsplit_once('!') {
-                if !project.is_empty() && !project.contains(char::is_whitespace) {
-                    if let Some((number, "")) = leading_number(number.trim_end_matches('.')) {
-                        return Some(number);
-                    }
-                }
-            }
+        if let Some(reference) = line.strip_prefix("See merge request ")
+            && let Some((project, number)) = reference.rsplit_once('!')
+            && !project.is_empty()
+            && !project.contains(char::is_whitespace)
+            && let Some((number, "")) = leading_number(number.trim_end_matches('.'))
+        {
+            return Some(number);
         }
     }
     None

@@ -8,6 +8,7 @@
 
 mod facts;
 mod reads;
+mod repositories;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -4,7 +4,9 @@
 pub mod cli;
 pub mod config;
 pub mod correlate;
+pub mod git;
 pub mod http;
 pub mod ledger;
 pub mod serve;
+pub mod sync;
 pub mod telemetry;

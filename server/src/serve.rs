@@ -37,6 +37,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "the front end is not built: pages render but will not become interactive; build it with `cargo leptos build --release`"
         );
     }
+    let background = crate::sync::spawn_background(ledger.clone(), settings.clone());
     let state = AppState { ledger: ledger.clone(), metrics: Arc::new(HttpMetrics::default()), leptos };
     let app = http::router(state);
 
@@ -44,6 +45,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%address, "serving");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the web server failed")?;
     tracing::info!("shutting down");
+    background.abort();
     ledger.close().await;
     Ok(())
 }

@@ -397,16 +397,35 @@ impl Ledger {
 
     /// Records a commit with its parents and the features its message names.
     pub async fn record_commit(&self, fact: &CommitFact) -> Result<i64, LedgerError> {
-        if fact.sha.len() < 40 || !fact.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(LedgerError::Invalid(format!(
-                "`sha` is `{}`; a full hexadecimal object id (40 or 64 characters) is required",
-                fact.sha
-            )));
+        let ids = self.record_commits(std::slice::from_ref(fact)).await?;
+        Ok(ids[0])
+    }
+
+    /// Records a batch of commits in one transaction: all of them or none.
+    pub async fn record_commits(&self, facts: &[CommitFact]) -> Result<Vec<i64>, LedgerError> {
+        for fact in facts {
+            let valid_length = fact.sha.len() == 40 || fact.sha.len() == 64;
+            if !valid_length || !fact.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(LedgerError::Invalid(format!(
+                    "`sha` is `{}`; a full hexadecimal object id (40 or 64 characters) is required",
+                    fact.sha
+                )));
+            }
         }
+        let mut repositories: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        let mut ids = Vec::with_capacity(facts.len());
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin().await?;
-            let repository_id = repository_id!(tx, &fact.repository);
-            let id: i64 = sqlx::query_scalar(
+            for fact in facts {
+                let repository_id = match repositories.get(fact.repository.as_str()) {
+                    Some(id) => *id,
+                    None => {
+                        let id = repository_id!(tx, &fact.repository);
+                        repositories.insert(fact.repository.as_str(), id);
+                        id
+                    }
+                };
+                let id: i64 = sqlx::query_scalar(
                 "INSERT INTO commits (repository_id, sha, author_name, author_email, authored_at, author_offset_minutes,
                      committer_name, committer_email, committed_at, committer_offset_minutes, message,
                      pull_request_number, reachable)
@@ -430,21 +449,25 @@ impl Ledger {
             .bind(fact.pull_request_number)
             .fetch_one(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM commit_parents WHERE commit_id = $1").bind(id).execute(&mut *tx).await?;
-            for (position, parent) in fact.parents.iter().enumerate() {
-                sqlx::query("INSERT INTO commit_parents (commit_id, position, parent_sha) VALUES ($1, $2, $3)")
-                    .bind(id)
-                    .bind(position as i64)
-                    .bind(parent.to_ascii_lowercase())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query("DELETE FROM commit_parents WHERE commit_id = $1").bind(id).execute(&mut *tx).await?;
+                for (position, parent) in fact.parents.iter().enumerate() {
+                    sqlx::query("INSERT INTO commit_parents (commit_id, position, parent_sha) VALUES ($1, $2, $3)")
+                        .bind(id)
+                        .bind(position as i64)
+                        .bind(parent.to_ascii_lowercase())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                link_features!(tx, "INSERT INTO commit_features (commit_id, feature_id)", id, &fact.feature_keys);
+                ids.push(id);
             }
-            link_features!(tx, "INSERT INTO commit_features (commit_id, feature_id)", id, &fact.feature_keys);
             tx.commit().await?;
-            Ok(id)
+            Ok(ids)
         })
     }
 
+    /// Records a pull request; details left out (`None`) keep what is already known, so
+    /// what Git history says never erases what the forge said.
     pub async fn upsert_pull_request(&self, fact: &PullRequestFact) -> Result<i64, LedgerError> {
         if fact.number <= 0 {
             return Err(LedgerError::Invalid(format!("`number` is {}; a positive number is required", fact.number)));
@@ -456,9 +479,12 @@ impl Ledger {
                 "INSERT INTO pull_requests (repository_id, number, title, body, author, head_branch, merged_at, merge_commit_sha)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (repository_id, number) DO UPDATE SET
-                     title = excluded.title, body = excluded.body, author = excluded.author,
-                     head_branch = excluded.head_branch, merged_at = excluded.merged_at,
-                     merge_commit_sha = excluded.merge_commit_sha
+                     title = COALESCE(excluded.title, pull_requests.title),
+                     body = COALESCE(excluded.body, pull_requests.body),
+                     author = COALESCE(excluded.author, pull_requests.author),
+                     head_branch = COALESCE(excluded.head_branch, pull_requests.head_branch),
+                     merged_at = COALESCE(excluded.merged_at, pull_requests.merged_at),
+                     merge_commit_sha = COALESCE(excluded.merge_commit_sha, pull_requests.merge_commit_sha)
                  RETURNING id",
             )
             .bind(repository_id)
