@@ -31,9 +31,10 @@ pub fn SetupGuide() -> impl IntoView {
                 </li>
             </ol>
             <p class="notice notice-info">
-                "This build of Landfall does not read these sections yet: the Argo CD, Git and Jira "
-                "connectors are in development, and until they land "<code>"landfall serve"</code>
-                " refuses unknown sections. The README's “Connecting your tools” section tracks them."
+                "Git repositories are read today, by "<code>"landfall ingest"</code>" and in the background by "
+                <code>"landfall serve"</code>". The Argo CD and Jira connectors are in development: until they "
+                "land, Landfall refuses their sections as unknown settings. The README's “Connecting your tools” "
+                "section tracks them."
             </p>
         </div>
     }
@@ -48,17 +49,18 @@ const GIT: &str = r#"[[repository]]
 name = "shop-api"
 url = "https://github.com/acme/shop-api.git"
 kind = "source"
+token_env = "SHOP_API_TOKEN"
 
 [[repository]]
 name = "gitops"
-url = "https://github.com/acme/gitops.git"
-kind = "manifests""#;
+url = "/srv/git/gitops"
+kind = "manifests"
+
+[features]
+projects = ["SHOP", "PAY"]"#;
 
 const JIRA: &str = r#"[jira]
 url = "https://acme.atlassian.net"
 flavor = "cloud"
 email = "bot@acme.com"
-token_env = "JIRA_TOKEN"
-
-[features]
-projects = ["SHOP", "PAY"]"#;
+token_env = "JIRA_TOKEN""#;
