@@ -40,6 +40,99 @@ pub enum Command {
     /// not yet in the ledger are walked. Exits non-zero if any source failed; the others
     /// still sync.
     Ingest,
+    /// Tell Landfall, from inside a CI job, what it built or ran
+    ///
+    /// Posts to the server's report API (`server_url`, with the bearer token from the
+    /// variable named by `[reports] token_env`, LANDFALL_REPORT_TOKEN by default). The
+    /// commit, branch, pull request, run id and run URL default to what GitHub Actions,
+    /// GitLab CI or Jenkins put in the job's environment.
+    #[command(subcommand)]
+    Report(Box<ReportCommand>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Report an image build: `landfall report build --image ghcr.io/acme/shop:1.4.2 --digest sha256:… --repository shop-api`
+    Build(BuildArgs),
+    /// Report a pipeline run: `landfall report pipeline --name build --status success --step compile:build:success`
+    Pipeline(PipelineArgs),
+}
+
+/// Where the report goes.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Landfall server to report to [default: http://127.0.0.1:3000] [env: LANDFALL_SERVER_URL] [config: server_url]
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The image built, REPOSITORY:TAG
+    #[arg(long, value_name = "REPOSITORY:TAG")]
+    pub image: String,
+    /// Its digest, sha256:<64 hex digits>
+    #[arg(long)]
+    pub digest: String,
+    /// The Landfall name of the source repository ([[repository]] name)
+    #[arg(long, value_name = "NAME")]
+    pub repository: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// When it was built, RFC 3339 [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub built_at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Pipeline name
+    #[arg(long)]
+    pub name: String,
+    /// pending, running, success, failure, cancelled or skipped
+    #[arg(long)]
+    pub status: String,
+    /// The Landfall name of the repository the pipeline ran for
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Start time, RFC 3339
+    #[arg(long, value_name = "TIME")]
+    pub started_at: Option<String>,
+    /// End time, RFC 3339
+    #[arg(long, value_name = "TIME")]
+    pub finished_at: Option<String>,
+    /// A step, NAME:KIND:STATUS (kind: build, test, scan, pre-sync, post-sync, deploy, other); repeatable
+    #[arg(long = "step", value_name = "NAME:KIND:STATUS")]
+    pub steps: Vec<String>,
+}
+
+/// What identifies the CI run; each defaults to the CI system's own variables.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Commit built [default: GITHUB_SHA, CI_COMMIT_SHA or GIT_COMMIT]
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// Branch [default: from the CI environment]
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Pull or merge request number [default: from the CI environment]
+    #[arg(long, value_name = "N")]
+    pub pull_request: Option<i64>,
+    /// CI system [default: github-actions, gitlab-ci or jenkins, as detected]
+    #[arg(long, value_name = "NAME")]
+    pub ci_system: Option<String>,
+    /// Run id [default: GITHUB_RUN_ID, CI_PIPELINE_ID or BUILD_TAG]
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Run URL [default: from the CI environment]
+    #[arg(long, value_name = "URL")]
+    pub run_url: Option<String>,
 }
 
 /// Options every subcommand accepts.
@@ -76,7 +169,14 @@ impl Cli {
     fn overrides(&self) -> Overrides {
         let serve = match &self.command {
             Command::Serve(args) => Some(args),
-            Command::Migrate | Command::Ingest => None,
+            Command::Migrate | Command::Ingest | Command::Report(_) => None,
+        };
+        let server_url = match &self.command {
+            Command::Report(report) => match report.as_ref() {
+                ReportCommand::Build(args) => args.server.server.clone(),
+                ReportCommand::Pipeline(args) => args.server.server.clone(),
+            },
+            _ => None,
         };
         Overrides {
             listen: serve.and_then(|s| s.listen.clone()),
@@ -85,6 +185,7 @@ impl Cli {
             database_url: self.common.database_url.clone(),
             log_level: self.common.log_level.clone(),
             log_format: self.common.log_format.clone(),
+            server_url,
         }
     }
 
@@ -116,6 +217,7 @@ pub fn main() -> ExitCode {
             Command::Serve(_) => serve::run(settings).await,
             Command::Migrate => migrate(settings).await,
             Command::Ingest => ingest(settings).await,
+            Command::Report(report) => crate::reports::client::send(&settings, *report).await,
         }
     });
     match outcome {

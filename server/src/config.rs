@@ -38,6 +38,25 @@ pub struct Settings {
     pub repositories: Vec<RepositoryConfig>,
     #[serde(default)]
     pub features: FeaturesConfig,
+    #[serde(default)]
+    pub reports: ReportsConfig,
+    /// Where `landfall report` reaches the Landfall server.
+    pub server_url: String,
+}
+
+/// `[reports]`: the CI report API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// The environment variable holding the bearer token CI jobs send. The report API
+    /// answers 401 to everything while the variable is unset.
+    pub token_env: String,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig { token_env: crate::reports::TOKEN_VARIABLE.to_string() }
+    }
 }
 
 /// One `[[repository]]`: application code or a GitOps (manifests) repository.
@@ -102,6 +121,8 @@ impl Default for Settings {
             sync_interval_seconds: 300,
             repositories: Vec::new(),
             features: FeaturesConfig::default(),
+            reports: ReportsConfig::default(),
+            server_url: "http://127.0.0.1:3000".to_string(),
         }
     }
 }
@@ -128,6 +149,8 @@ pub struct Overrides {
     pub log_format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub site_root: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +193,15 @@ pub fn load(
 impl Settings {
     /// Checks what types alone cannot: unique names, usable names and keys, bounds.
     fn validate(&self) -> Result<(), String> {
+        match url::Url::parse(&self.server_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(format!(
+                    "setting `server_url` is `{}`; an http:// or https:// URL of the Landfall server is accepted",
+                    self.server_url
+                ));
+            }
+        }
         if self.sync_interval_seconds < 10 {
             return Err(format!(
                 "setting `sync_interval_seconds` is {}; at least 10 seconds is accepted",
@@ -221,10 +253,10 @@ impl Settings {
     }
 }
 
-/// Variables with the prefix that are not settings: the test suite's database and the
-/// config-file path itself.
+/// Variables with the prefix that are not settings: the test suite's database, the
+/// config-file path itself, and the CI report token (a secret, read where it is used).
 fn is_reserved_variable(name: &str) -> bool {
-    name.starts_with("LANDFALL_TEST_") || name == "LANDFALL_CONFIG"
+    name.starts_with("LANDFALL_TEST_") || name == "LANDFALL_CONFIG" || name == crate::reports::TOKEN_VARIABLE
 }
 
 /// Checks that the data directory exists (creating it) and is writable.

@@ -1,8 +1,10 @@
 //! The HTTP surface: each area exposes a `router()`, merged here behind the request
 //! metrics and logging middleware.
 
+pub mod error;
 mod health;
 mod metrics;
+mod reports;
 mod ui;
 
 use std::sync::Arc;
@@ -23,6 +25,8 @@ pub struct AppState {
     pub ledger: Ledger,
     pub metrics: Arc<HttpMetrics>,
     pub leptos: LeptosOptions,
+    /// The bearer token CI jobs present to the report API; `None` disables it.
+    pub report_token: Option<Arc<str>>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -35,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(metrics::router())
+        .merge(reports::router())
         .merge(ui::router(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

@@ -21,8 +21,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::config::{DatabaseKind, DatabaseUrl};
 
 pub use facts::{
-    ApplicationFact, CommitFact, DeploymentFact, EnvironmentFact, FeatureFact, ImageRef, PersonTime, PipelineRunFact,
-    PipelineStepFact, PullRequestFact, RepositoryFact,
+    ApplicationFact, BuildFact, CommitFact, DeploymentFact, EnvironmentFact, FeatureFact, ImageRef, PersonTime,
+    PipelineRunFact, PipelineStepFact, PullRequestFact, RepositoryFact, STEP_KINDS,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

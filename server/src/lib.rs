@@ -7,6 +7,8 @@ pub mod correlate;
 pub mod git;
 pub mod http;
 pub mod ledger;
+pub mod reports;
 pub mod serve;
 pub mod sync;
 pub mod telemetry;
+pub mod timefmt;

@@ -38,7 +38,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let background = crate::sync::spawn_background(ledger.clone(), settings.clone());
-    let state = AppState { ledger: ledger.clone(), metrics: Arc::new(HttpMetrics::default()), leptos };
+    let report_token: Option<Arc<str>> =
+        std::env::var(&settings.reports.token_env).ok().filter(|token| !token.is_empty()).map(Arc::from);
+    if report_token.is_none() {
+        tracing::info!(variable = %settings.reports.token_env, "the CI report API is disabled: its token variable is unset");
+    }
+    let state = AppState { ledger: ledger.clone(), metrics: Arc::new(HttpMetrics::default()), leptos, report_token };
     let app = http::router(state);
 
     println!("{LISTENING_BANNER} http://{address}");

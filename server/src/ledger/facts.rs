@@ -36,7 +36,7 @@ pub struct ApplicationFact {
 }
 
 /// A container image as Argo CD's `status.summary.images` lists it: `repository:tag`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRef {
     pub repository: String,
     pub tag: String,
@@ -132,6 +132,21 @@ pub struct FeatureFact {
     pub assignee: Option<String>,
     pub url: Option<String>,
     pub fetched_at: Option<i64>,
+}
+
+/// What CI built: an image digest from a commit of a known repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildFact {
+    pub image: ImageRef,
+    pub digest: String,
+    pub repository: String,
+    pub commit_sha: String,
+    pub branch: Option<String>,
+    pub pull_request_number: Option<i64>,
+    pub ci_system: Option<String>,
+    pub run_id: Option<String>,
+    pub run_url: Option<String>,
+    pub built_at: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -530,6 +545,58 @@ impl Ledger {
                 .await?
         });
         Ok(id)
+    }
+
+    /// Records a build: the image (with its digest) and where it came from, keyed by
+    /// digest, in one transaction.
+    pub async fn record_build(&self, fact: &BuildFact) -> Result<i64, LedgerError> {
+        required("digest", &fact.digest)?;
+        required("commit_sha", &fact.commit_sha)?;
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let repository_id = repository_id!(tx, &fact.repository);
+            let image_id: i64 = sqlx::query_scalar(
+                "INSERT INTO images (repository, tag, digest) VALUES ($1, $2, $3)
+                 ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest RETURNING id",
+            )
+            .bind(&fact.image.repository)
+            .bind(&fact.image.tag)
+            .bind(&fact.digest)
+            .fetch_one(&mut *tx)
+            .await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO builds (digest, image_id, repository_id, commit_sha, branch, pull_request_number,
+                     ci_system, run_id, run_url, built_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (digest) DO UPDATE SET
+                     image_id = excluded.image_id, repository_id = excluded.repository_id,
+                     commit_sha = excluded.commit_sha, branch = excluded.branch,
+                     pull_request_number = excluded.pull_request_number, ci_system = excluded.ci_system,
+                     run_id = excluded.run_id, run_url = excluded.run_url, built_at = excluded.built_at
+                 RETURNING id",
+            )
+            .bind(&fact.digest)
+            .bind(image_id)
+            .bind(repository_id)
+            .bind(fact.commit_sha.to_ascii_lowercase())
+            .bind(&fact.branch)
+            .bind(fact.pull_request_number)
+            .bind(&fact.ci_system)
+            .bind(&fact.run_id)
+            .bind(&fact.run_url)
+            .bind(fact.built_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    /// Names of the repositories in the ledger, for messages that list what is accepted.
+    pub async fn repository_names(&self) -> Result<Vec<String>, LedgerError> {
+        let sql = "SELECT name FROM repositories ORDER BY name";
+        let names = on_pool!(self.pool(), |p| sqlx::query_scalar(sql).fetch_all(p).await?);
+        Ok(names)
     }
 
     /// Records a CI run with its steps; the steps given replace the stored ones.
