@@ -61,15 +61,12 @@ pub struct Repository<'a> {
 }
 
 impl<'a> Repository<'a> {
-    /// Local paths and `file://` URLs are read in place; anything else is cloned into
-    /// `<data_dir>/repositories/<name>.git`.
+    /// Local paths are read in place; URLs (`https://`, `ssh://`, `git@host:path`, and
+    /// `file://` too) are cloned into `<data_dir>/repositories/<name>.git`.
     pub fn new(config: &'a RepositoryConfig, data_dir: &Path) -> Repository<'a> {
         let url = config.url.as_str();
-        let local = url.strip_prefix("file://").map(PathBuf::from).or_else(|| {
-            let looks_remote = url.contains("://") || (url.contains(':') && url.contains('@'));
-            (!looks_remote).then(|| PathBuf::from(url))
-        });
-        match local {
+        let looks_remote = url.contains("://") || (url.contains(':') && url.contains('@'));
+        match (!looks_remote).then(|| PathBuf::from(url)) {
             Some(path) => Repository { config, git_dir: path, remote: false },
             None => Repository {
                 config,
@@ -418,6 +415,41 @@ mod tests {
     }
 
     #[test]
+    fn tokens_travel_in_the_environment_not_the_arguments() {
+        // A variable name nothing sets.
+        let variable = "LANDFALL_GIT_TEST_TOKEN_FOR_UNIT_TEST";
+        let config = RepositoryConfig {
+            name: "shop".into(),
+            url: "https://git.example/shop.git".into(),
+            kind: Default::default(),
+            branches: vec![],
+            token_env: Some(variable.into()),
+            ssh_key: Some(PathBuf::from("/keys/deploy")),
+        };
+        let repository = Repository::new(&config, Path::new("/data"));
+        let error = repository.git().err().expect("the variable is unset");
+        assert!(error.to_string().contains(variable), "{error}");
+
+        let with_token = RepositoryConfig { token_env: Some("PATH".into()), ..config };
+        let repository = Repository::new(&with_token, Path::new("/data"));
+        let command = repository.git().unwrap();
+        let command = command.as_std();
+        let envs: Vec<(String, String)> =
+            command.get_envs().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string()))).collect();
+        let value = |name: &str| envs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        assert_eq!(value("GIT_CONFIG_KEY_0").as_deref(), Some("http.extraHeader"));
+        let header = value("GIT_CONFIG_VALUE_0").unwrap();
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            header,
+            format!("Authorization: Basic {}", base64_encode(format!("x-access-token:{path}").as_bytes()))
+        );
+        assert_eq!(value("GIT_TERMINAL_PROMPT").as_deref(), Some("0"));
+        assert!(value("GIT_SSH_COMMAND").unwrap().contains("-i '/keys/deploy'"));
+        assert!(command.get_args().all(|arg| !arg.to_string_lossy().contains(&path)), "no secret in argv");
+    }
+
+    #[test]
     fn urls_are_shown_without_credentials() {
         let config = RepositoryConfig {
             name: "shop".into(),
@@ -433,7 +465,7 @@ mod tests {
         let local = RepositoryConfig { url: "/srv/git/shop".into(), ..config.clone() };
         assert!(!Repository::new(&local, Path::new("/data")).remote);
         let file = RepositoryConfig { url: "file:///srv/git/shop".into(), ..config.clone() };
-        assert_eq!(Repository::new(&file, Path::new("/data")).git_dir, PathBuf::from("/srv/git/shop"));
+        assert_eq!(Repository::new(&file, Path::new("/data")).git_dir, PathBuf::from("/data/repositories/shop.git"));
         let ssh = RepositoryConfig { url: "git@git.example:acme/shop.git".into(), ..config };
         assert!(Repository::new(&ssh, Path::new("/data")).remote);
     }

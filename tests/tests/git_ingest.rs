@@ -194,3 +194,94 @@ async fn commit_details_are_kept_exactly() {
     let squash = rows.iter().find(|r| r.4.starts_with("Show totals")).unwrap();
     assert_eq!(squash.5, Some(13));
 }
+
+#[tokio::test]
+async fn urls_are_cloned_into_the_data_directory_and_fetched() {
+    let database = TestDatabase::sqlite();
+    let work = tempfile::tempdir().unwrap();
+    let origin = work.path().join("origin");
+    std::fs::create_dir(&origin).unwrap();
+    let head = make_history(&origin);
+    let url = format!("file://{}", origin.display());
+    let config_file = work.path().join("landfall.toml");
+    let data = work.path().join("data");
+    std::fs::write(
+        &config_file,
+        format!(
+            "database_url = \"{}\"\ndata_dir = \"{}\"\n[features]\nprojects = [\"SHOP\"]\n\n[[repository]]\nname = \"shop-api\"\nurl = \"{url}\"\n",
+            database.url.expose(),
+            data.display()
+        ),
+    )
+    .unwrap();
+
+    let (ok, text) = ingest(work.path(), &config_file);
+    assert!(ok && text.contains("shop-api: 6 new commits"), "{text}");
+    assert!(data.join("repositories/shop-api.git/HEAD").is_file(), "a bare clone in the data directory");
+
+    // The origin is force-pushed; the next sync fetches it and marks what was dropped.
+    git(&origin, &["reset", "--quiet", "--hard", &format!("{head}~1")]);
+    commit(&origin, "again.txt", b"SHOP-8 after the force-push\n");
+    let (ok, text) = ingest(work.path(), &config_file);
+    assert!(ok && text.contains("1 new commits") && text.contains("(1 commits no longer reachable)"), "{text}");
+
+    // The repository is stored without the path's credentials or anything else secret.
+    let ledger = Ledger::open(&database.url).await.unwrap();
+    assert_eq!(ledger.repository_names().await.unwrap(), ["shop-api"]);
+}
+
+#[tokio::test]
+async fn a_missing_token_variable_is_reported_by_name() {
+    let database = TestDatabase::sqlite();
+    let work = tempfile::tempdir().unwrap();
+    let config_file = work.path().join("landfall.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "database_url = \"{}\"\ndata_dir = \"{}\"\n\n[[repository]]\nname = \"private\"\nurl = \"https://git.invalid/private.git\"\ntoken_env = \"PRIVATE_REPO_TOKEN_UNSET\"\n",
+            database.url.expose(),
+            work.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let (ok, text) = ingest(work.path(), &config_file);
+    assert!(!ok);
+    assert!(text.contains("private: failed: environment variable PRIVATE_REPO_TOKEN_UNSET"), "{text}");
+}
+
+#[tokio::test]
+async fn serve_syncs_repositories_in_the_background() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("shop-api");
+    std::fs::create_dir(&repo).unwrap();
+    make_history(&repo);
+    let config_file = work.path().join("landfall.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[features]\nprojects = [\"SHOP\"]\n\n[[repository]]\nname = \"shop-api\"\nurl = \"{}\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let server = landfall_tests::Server::start(&["--config", config_file.to_str().unwrap()]);
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let overview: serde_json::Value = client
+            .post(server.url("/api/fn/overview"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if overview["counts"]["commits"] == 6 {
+            assert_eq!(overview["counts"]["features"], 4, "{overview}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no background sync within a minute: {overview}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
