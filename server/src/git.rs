@@ -427,7 +427,7 @@ mod tests {
             ssh_key: Some(PathBuf::from("/keys/deploy")),
         };
         let repository = Repository::new(&config, Path::new("/data"));
-        let error = repository.git().err().expect("the variable is unset");
+        let error = repository.git().expect_err("the variable is unset");
         assert!(error.to_string().contains(variable), "{error}");
 
         let with_token = RepositoryConfig { token_env: Some("PATH".into()), ..config };
