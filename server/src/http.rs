@@ -1,6 +1,7 @@
 //! The HTTP surface: each area exposes a `router()`, merged here behind the request
 //! metrics and logging middleware.
 
+pub mod api;
 pub mod error;
 mod health;
 mod metrics;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(reports::router())
+        .merge(api::router())
         .merge(ui::router(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

@@ -6,6 +6,7 @@
 //! milliseconds, and [`on_pool!`] instantiates each query for the pool in use. Facts
 //! that belong together are written in one transaction.
 
+pub mod cards;
 mod facts;
 mod reads;
 mod repositories;

@@ -15,7 +15,7 @@ pub const TOKEN_VARIABLE: &str = "LANDFALL_REPORT_TOKEN";
 pub const PIPELINE_STATUSES: [&str; 6] = ["pending", "running", "success", "failure", "cancelled", "skipped"];
 
 /// `POST /api/v1/reports/builds`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildReport {
     /// Image repository, such as `ghcr.io/acme/shop-api`.
@@ -41,7 +41,7 @@ pub struct BuildReport {
 }
 
 /// `POST /api/v1/reports/pipelines`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineReport {
     /// `github-actions`, `gitlab-ci`, `jenkins`, or your own name.
@@ -65,7 +65,7 @@ pub struct PipelineReport {
     pub steps: Vec<StepReport>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepReport {
     pub name: String,

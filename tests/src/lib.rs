@@ -2,6 +2,8 @@
 //! with its own data directory, run it with bad settings, and give each test a fresh
 //! ledger on SQLite or (when `LANDFALL_TEST_DATABASE_URL` is set) PostgreSQL.
 
+pub mod git;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

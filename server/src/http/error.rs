@@ -17,6 +17,8 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     PayloadTooLarge(String),
     #[error(transparent)]
     Invalid(#[from] FieldError),
@@ -52,6 +54,7 @@ impl IntoResponse for ApiError {
         let (status, body) = match &self {
             ApiError::Unauthorized(message) => (StatusCode::UNAUTHORIZED, json!({ "error": message })),
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, json!({ "error": message })),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, json!({ "error": message })),
             ApiError::PayloadTooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": message })),
             ApiError::Invalid(error) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, json!({ "error": error.to_string(), "field": error.field }))

@@ -58,7 +58,20 @@ async fn known_repository(state: &AppState, field: &str, name: &str) -> Result<(
     .into())
 }
 
-async fn builds(
+/// Record an image build (idempotent on `digest`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/reports/builds",
+    request_body = BuildReport,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Recorded"),
+        (status = 400, description = "The body is not JSON", body = super::api::ErrorBody),
+        (status = 401, description = "No valid report token", body = super::api::ErrorBody),
+        (status = 422, description = "A field is wrong; `field` names it", body = super::api::ErrorBody),
+    )
+)]
+pub(super) async fn builds(
     _: Reporter,
     State(state): State<AppState>,
     body: Result<Json<BuildReport>, JsonRejection>,
@@ -70,7 +83,20 @@ async fn builds(
     Ok(Json(json!({ "status": "recorded", "digest": fact.digest })))
 }
 
-async fn pipelines(
+/// Record a pipeline run and its steps (idempotent on `ci_system` and `run_id`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/reports/pipelines",
+    request_body = PipelineReport,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Recorded"),
+        (status = 400, description = "The body is not JSON", body = super::api::ErrorBody),
+        (status = 401, description = "No valid report token", body = super::api::ErrorBody),
+        (status = 422, description = "A field is wrong; `field` names it", body = super::api::ErrorBody),
+    )
+)]
+pub(super) async fn pipelines(
     _: Reporter,
     State(state): State<AppState>,
     body: Result<Json<PipelineReport>, JsonRejection>,

@@ -1,0 +1,401 @@
+//! The cards the REST API answers with: a pull request, a commit, a feature, each with
+//! what the ledger links to it. Presence in environments (which needs deployment
+//! change sets) is not part of these cards yet.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Ledger, LedgerError, on_pool};
+use crate::timefmt::format_rfc3339;
+
+/// Someone and when, as Git records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Signature {
+    pub name: String,
+    pub email: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The signer's UTC offset, in minutes.
+    pub offset_minutes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CommitSummary {
+    pub repo: String,
+    pub sha: String,
+    pub subject: String,
+    pub author: Signature,
+    pub committer: Signature,
+    /// False once a force-push left the commit unreachable from the ingested branches.
+    pub reachable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FeatureRef {
+    pub key: String,
+    pub summary: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PullRequestRef {
+    pub repo: String,
+    pub number: i64,
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PipelineSummary {
+    pub ci_system: String,
+    pub run_id: String,
+    pub name: String,
+    pub url: Option<String>,
+    pub status: String,
+    pub commit_sha: Option<String>,
+    pub pull_request: Option<i64>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ImageBuild {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub commit_sha: String,
+    pub branch: Option<String>,
+    pub pull_request: Option<i64>,
+    pub built_at: String,
+    pub ci_system: Option<String>,
+    pub run_id: Option<String>,
+    pub run_url: Option<String>,
+}
+
+/// `GET /api/v1/pull-requests/{repo}/{number}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PullRequestCard {
+    pub repo: String,
+    pub number: i64,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub merged_at: Option<String>,
+    pub merge_commit_sha: Option<String>,
+    pub features: Vec<FeatureRef>,
+    /// The commits that name this pull request (its merge or squash commit).
+    pub commits: Vec<CommitSummary>,
+    /// Runs triggered by the pull request or by one of its commits.
+    pub pipelines: Vec<PipelineSummary>,
+    /// Images built from the pull request's branch or from its merge commit.
+    pub images: Vec<ImageBuild>,
+}
+
+/// `GET /api/v1/commits/{repo}/{sha}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CommitCard {
+    #[serde(flatten)]
+    pub commit: CommitSummary,
+    pub message: String,
+    pub parents: Vec<String>,
+    pub pull_request: Option<PullRequestRef>,
+    pub features: Vec<FeatureRef>,
+    pub pipelines: Vec<PipelineSummary>,
+    pub images: Vec<ImageBuild>,
+}
+
+/// `GET /api/v1/features/{key}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FeatureCard {
+    pub key: String,
+    pub summary: Option<String>,
+    pub status: Option<String>,
+    pub issue_type: Option<String>,
+    pub assignee: Option<String>,
+    pub url: Option<String>,
+    pub commits: Vec<CommitSummary>,
+    pub pull_requests: Vec<PullRequestRef>,
+    /// Everyone who committed a change for the feature.
+    pub committers: Vec<String>,
+    pub images: Vec<ImageBuild>,
+    pub pipelines: Vec<PipelineSummary>,
+}
+
+/// What a lookup by a partial commit id found.
+pub enum ShaMatch {
+    None,
+    One(Box<CommitCard>),
+    Ambiguous,
+}
+
+type CommitRow = (String, String, String, String, i64, i64, String, String, i64, i64, String, bool, Option<i64>);
+type PipelineRow =
+    (String, String, String, Option<String>, String, Option<String>, Option<i64>, Option<i64>, Option<i64>);
+type BuildRow =
+    (String, String, String, String, Option<String>, Option<i64>, i64, Option<String>, Option<String>, Option<String>);
+
+const COMMIT_COLUMNS: &str = "r.name, c.sha, c.author_name, c.author_email, c.authored_at, c.author_offset_minutes,
+     c.committer_name, c.committer_email, c.committed_at, c.committer_offset_minutes, c.message, c.reachable,
+     c.pull_request_number";
+const PIPELINE_COLUMNS: &str = "p.ci_system, p.run_id, p.name, p.url, p.status, p.commit_sha, p.pull_request_number,
+     p.started_at, p.finished_at";
+const BUILD_COLUMNS: &str = "i.repository, i.tag, b.digest, b.commit_sha, b.branch, b.pull_request_number, b.built_at,
+     b.ci_system, b.run_id, b.run_url";
+
+fn commit(row: CommitRow) -> (CommitSummary, String, Option<i64>) {
+    let (repo, sha, an, ae, at, ao, cn, ce, ct, co, message, reachable, pull_request) = row;
+    let subject = message.lines().next().unwrap_or_default().to_string();
+    let summary = CommitSummary {
+        repo,
+        sha,
+        subject,
+        author: Signature { name: an, email: ae, at: format_rfc3339(at), offset_minutes: ao },
+        committer: Signature { name: cn, email: ce, at: format_rfc3339(ct), offset_minutes: co },
+        reachable,
+    };
+    (summary, message, pull_request)
+}
+
+fn pipeline(row: PipelineRow) -> PipelineSummary {
+    let (ci_system, run_id, name, url, status, commit_sha, pull_request, started_at, finished_at) = row;
+    PipelineSummary {
+        ci_system,
+        run_id,
+        name,
+        url,
+        status,
+        commit_sha,
+        pull_request,
+        started_at: started_at.map(format_rfc3339),
+        finished_at: finished_at.map(format_rfc3339),
+    }
+}
+
+fn build(row: BuildRow) -> ImageBuild {
+    let (repository, tag, digest, commit_sha, branch, pull_request, built_at, ci_system, run_id, run_url) = row;
+    ImageBuild {
+        repository,
+        tag,
+        digest,
+        commit_sha,
+        branch,
+        pull_request,
+        built_at: format_rfc3339(built_at),
+        ci_system,
+        run_id,
+        run_url,
+    }
+}
+
+fn feature((key, summary, status): (String, Option<String>, Option<String>)) -> FeatureRef {
+    FeatureRef { key, summary, status }
+}
+
+impl Ledger {
+    /// A pull request by repository and number; `None` when neither the forge nor any
+    /// commit has named it.
+    pub async fn pull_request_card(&self, repo: &str, number: i64) -> Result<Option<PullRequestCard>, LedgerError> {
+        type Header = (Option<String>, Option<String>, Option<i64>, Option<String>);
+        let header: Option<Header> = on_pool!(self.pool(), |p| {
+            sqlx::query_as(
+                "SELECT pr.title, pr.author, pr.merged_at, pr.merge_commit_sha FROM pull_requests pr
+                 JOIN repositories r ON r.id = pr.repository_id WHERE r.name = $1 AND pr.number = $2",
+            )
+            .bind(repo)
+            .bind(number)
+            .fetch_optional(p)
+            .await?
+        });
+        let commit_sql = format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits c JOIN repositories r ON r.id = c.repository_id
+             WHERE r.name = $1 AND c.pull_request_number = $2 ORDER BY c.committed_at, c.sha"
+        );
+        let commit_rows: Vec<CommitRow> =
+            on_pool!(self.pool(), |p| sqlx::query_as(&commit_sql).bind(repo).bind(number).fetch_all(p).await?);
+        if header.is_none() && commit_rows.is_empty() {
+            return Ok(None);
+        }
+        let pr_commits = "SELECT c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
+                          WHERE r.name = $1 AND c.pull_request_number = $2";
+        let feature_sql = "SELECT f.key, f.summary, f.status FROM features f WHERE f.id IN (
+                 SELECT prf.feature_id FROM pull_request_features prf
+                 JOIN pull_requests pr ON pr.id = prf.pull_request_id JOIN repositories r ON r.id = pr.repository_id
+                 WHERE r.name = $1 AND pr.number = $2
+                 UNION
+                 SELECT cf.feature_id FROM commit_features cf JOIN commits c ON c.id = cf.commit_id
+                 JOIN repositories r ON r.id = c.repository_id WHERE r.name = $1 AND c.pull_request_number = $2)
+             ORDER BY f.key";
+        let pipeline_sql = format!(
+            "SELECT {PIPELINE_COLUMNS} FROM pipeline_runs p LEFT JOIN repositories r ON r.id = p.repository_id
+             WHERE (r.name = $1 AND p.pull_request_number = $2) OR p.commit_sha IN ({pr_commits})
+             ORDER BY p.started_at, p.ci_system, p.run_id"
+        );
+        let build_sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM builds b JOIN images i ON i.id = b.image_id
+             LEFT JOIN repositories r ON r.id = b.repository_id
+             WHERE (r.name = $1 AND b.pull_request_number = $2) OR b.commit_sha IN ({pr_commits})
+             ORDER BY b.built_at, b.digest"
+        );
+        let (features, pipelines, images) = on_pool!(self.pool(), |p| {
+            let features: Vec<(String, Option<String>, Option<String>)> =
+                sqlx::query_as(feature_sql).bind(repo).bind(number).fetch_all(p).await?;
+            let pipelines: Vec<PipelineRow> =
+                sqlx::query_as(&pipeline_sql).bind(repo).bind(number).fetch_all(p).await?;
+            let images: Vec<BuildRow> = sqlx::query_as(&build_sql).bind(repo).bind(number).fetch_all(p).await?;
+            (features, pipelines, images)
+        });
+        let (title, author, merged_at, merge_commit_sha) = header.unwrap_or_default();
+        Ok(Some(PullRequestCard {
+            repo: repo.to_string(),
+            number,
+            title,
+            author,
+            merged_at: merged_at.map(format_rfc3339),
+            merge_commit_sha,
+            features: features.into_iter().map(feature).collect(),
+            commits: commit_rows.into_iter().map(|row| commit(row).0).collect(),
+            pipelines: pipelines.into_iter().map(pipeline).collect(),
+            images: images.into_iter().map(build).collect(),
+        }))
+    }
+
+    /// A commit by full id or unique prefix.
+    pub async fn commit_card(&self, repo: &str, sha_prefix: &str) -> Result<ShaMatch, LedgerError> {
+        let sql = format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits c JOIN repositories r ON r.id = c.repository_id
+             WHERE r.name = $1 AND c.sha LIKE $2 ORDER BY c.sha LIMIT 2"
+        );
+        let pattern = format!("{}%", sha_prefix.to_ascii_lowercase());
+        let mut rows: Vec<CommitRow> =
+            on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(repo).bind(&pattern).fetch_all(p).await?);
+        let row = match rows.len() {
+            0 => return Ok(ShaMatch::None),
+            1 => rows.remove(0),
+            _ => return Ok(ShaMatch::Ambiguous),
+        };
+        let (summary, message, pull_request_number) = commit(row);
+        let sha = summary.sha.clone();
+        let (parents, pull_request, features, pipelines, images) = on_pool!(self.pool(), |p| {
+            let parents: Vec<String> = sqlx::query_scalar(
+                "SELECT cp.parent_sha FROM commit_parents cp JOIN commits c ON c.id = cp.commit_id
+                 JOIN repositories r ON r.id = c.repository_id WHERE r.name = $1 AND c.sha = $2 ORDER BY cp.position",
+            )
+            .bind(repo)
+            .bind(&sha)
+            .fetch_all(p)
+            .await?;
+            let title: Option<Option<String>> = match pull_request_number {
+                Some(number) => {
+                    sqlx::query_scalar(
+                        "SELECT pr.title FROM pull_requests pr JOIN repositories r ON r.id = pr.repository_id
+                     WHERE r.name = $1 AND pr.number = $2",
+                    )
+                    .bind(repo)
+                    .bind(number)
+                    .fetch_optional(p)
+                    .await?
+                }
+                None => None,
+            };
+            let features: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT f.key, f.summary, f.status FROM features f JOIN commit_features cf ON cf.feature_id = f.id
+                 JOIN commits c ON c.id = cf.commit_id JOIN repositories r ON r.id = c.repository_id
+                 WHERE r.name = $1 AND c.sha = $2 ORDER BY f.key",
+            )
+            .bind(repo)
+            .bind(&sha)
+            .fetch_all(p)
+            .await?;
+            let pipelines: Vec<PipelineRow> = sqlx::query_as(&format!(
+                "SELECT {PIPELINE_COLUMNS} FROM pipeline_runs p WHERE p.commit_sha = $1 ORDER BY p.started_at, p.run_id"
+            ))
+            .bind(&sha)
+            .fetch_all(p)
+            .await?;
+            let images: Vec<BuildRow> = sqlx::query_as(&format!(
+                "SELECT {BUILD_COLUMNS} FROM builds b JOIN images i ON i.id = b.image_id
+                 WHERE b.commit_sha = $1 ORDER BY b.built_at, b.digest"
+            ))
+            .bind(&sha)
+            .fetch_all(p)
+            .await?;
+            let pull_request = pull_request_number.map(|number| PullRequestRef {
+                repo: repo.to_string(),
+                number,
+                title: title.flatten(),
+            });
+            (parents, pull_request, features, pipelines, images)
+        });
+        Ok(ShaMatch::One(Box::new(CommitCard {
+            commit: summary,
+            message,
+            parents,
+            pull_request,
+            features: features.into_iter().map(feature).collect(),
+            pipelines: pipelines.into_iter().map(pipeline).collect(),
+            images: images.into_iter().map(build).collect(),
+        })))
+    }
+
+    /// A feature by issue key; `None` when the ledger has never seen the key.
+    pub async fn feature_card(&self, key: &str) -> Result<Option<FeatureCard>, LedgerError> {
+        type Header = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+        let header: Option<Header> = on_pool!(self.pool(), |p| {
+            sqlx::query_as("SELECT summary, status, issue_type, assignee, url FROM features WHERE key = $1")
+                .bind(key)
+                .fetch_optional(p)
+                .await?
+        });
+        let Some((summary, status, issue_type, assignee, url)) = header else { return Ok(None) };
+        let feature_commits = "SELECT c.sha FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
+                               JOIN features f ON f.id = cf.feature_id WHERE f.key = $1";
+        let commit_sql = format!(
+            "SELECT {COMMIT_COLUMNS} FROM commits c JOIN repositories r ON r.id = c.repository_id
+             JOIN commit_features cf ON cf.commit_id = c.id JOIN features f ON f.id = cf.feature_id
+             WHERE f.key = $1 ORDER BY c.committed_at, r.name, c.sha"
+        );
+        let pull_request_sql = "SELECT r.name, pr.number, pr.title FROM pull_requests pr
+             JOIN repositories r ON r.id = pr.repository_id
+             WHERE pr.id IN (SELECT prf.pull_request_id FROM pull_request_features prf
+                             JOIN features f ON f.id = prf.feature_id WHERE f.key = $1)
+                OR EXISTS (SELECT 1 FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
+                           JOIN features f ON f.id = cf.feature_id
+                           WHERE f.key = $1 AND c.repository_id = pr.repository_id AND c.pull_request_number = pr.number)
+             ORDER BY r.name, pr.number";
+        let pipeline_sql = format!(
+            "SELECT {PIPELINE_COLUMNS} FROM pipeline_runs p WHERE p.commit_sha IN ({feature_commits})
+             ORDER BY p.started_at, p.ci_system, p.run_id"
+        );
+        let build_sql = format!(
+            "SELECT {BUILD_COLUMNS} FROM builds b JOIN images i ON i.id = b.image_id
+             WHERE b.commit_sha IN ({feature_commits}) ORDER BY b.built_at, b.digest"
+        );
+        let (commits, pull_requests, pipelines, images) = on_pool!(self.pool(), |p| {
+            let commits: Vec<CommitRow> = sqlx::query_as(&commit_sql).bind(key).fetch_all(p).await?;
+            let pull_requests: Vec<(String, i64, Option<String>)> =
+                sqlx::query_as(pull_request_sql).bind(key).fetch_all(p).await?;
+            let pipelines: Vec<PipelineRow> = sqlx::query_as(&pipeline_sql).bind(key).fetch_all(p).await?;
+            let images: Vec<BuildRow> = sqlx::query_as(&build_sql).bind(key).fetch_all(p).await?;
+            (commits, pull_requests, pipelines, images)
+        });
+        let commits: Vec<CommitSummary> = commits.into_iter().map(|row| commit(row).0).collect();
+        let mut committers: Vec<String> =
+            commits.iter().map(|c| format!("{} <{}>", c.committer.name, c.committer.email)).collect();
+        committers.sort();
+        committers.dedup();
+        Ok(Some(FeatureCard {
+            key: key.to_string(),
+            summary,
+            status,
+            issue_type,
+            assignee,
+            url,
+            commits,
+            pull_requests: pull_requests
+                .into_iter()
+                .map(|(repo, number, title)| PullRequestRef { repo, number, title })
+                .collect(),
+            committers,
+            images: images.into_iter().map(build).collect(),
+            pipelines: pipelines.into_iter().map(pipeline).collect(),
+        }))
+    }
+}
