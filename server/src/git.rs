@@ -30,8 +30,8 @@ const BATCH: usize = 500;
 pub enum GitError {
     #[error("{path} is not a Git repository")]
     NotARepository { path: String },
-    #[error("branch `{branch}` does not exist in the repository")]
-    MissingBranch { branch: String },
+    #[error("branch `{branch}` does not exist in the repository; its branches: {existing} (set `branches`)")]
+    MissingBranch { branch: String, existing: String },
     #[error("environment variable {variable} (named by token_env) is not set")]
     MissingToken { variable: String },
     #[error("`git {command}` failed: {message}")]
@@ -164,9 +164,15 @@ impl<'a> Repository<'a> {
             let reference = format!("refs/heads/{branch}");
             match self.run(&["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")], None).await {
                 Ok(sha) => tips.push((reference, text(&sha).trim().to_string())),
-                // The default branch of a repository with no commits yet.
-                Err(_) if self.config.branches.is_empty() => {}
-                Err(_) => return Err(GitError::MissingBranch { branch }),
+                Err(_) => {
+                    let existing = self.run(&["for-each-ref", "--format=%(refname:short)", "refs/heads"], None).await?;
+                    let existing: Vec<&str> = std::str::from_utf8(&existing).unwrap_or_default().lines().collect();
+                    // A repository with no commits at all has nothing to ingest yet.
+                    if existing.is_empty() && self.config.branches.is_empty() {
+                        continue;
+                    }
+                    return Err(GitError::MissingBranch { branch, existing: existing.join(", ") });
+                }
             }
         }
         Ok(tips)

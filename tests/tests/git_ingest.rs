@@ -167,6 +167,21 @@ async fn urls_are_cloned_into_the_data_directory_and_fetched() {
 }
 
 #[tokio::test]
+async fn a_missing_branch_names_the_branches_there_are() {
+    let database = TestDatabase::sqlite();
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("shop-api");
+    std::fs::create_dir(&repo).unwrap();
+    make_history(&repo);
+    // HEAD names a branch with no commits, as in a bare repository filled by an import.
+    git(&repo, &["symbolic-ref", "HEAD", "refs/heads/master"]);
+    let config_file = config(work.path(), &database, &[("shop-api", &repo)]);
+    let (ok, text) = ingest(work.path(), &config_file);
+    assert!(!ok);
+    assert!(text.contains("branch `master` does not exist") && text.contains("SHOP-2-checkout, main"), "{text}");
+}
+
+#[tokio::test]
 async fn a_missing_token_variable_is_reported_by_name() {
     let database = TestDatabase::sqlite();
     let work = tempfile::tempdir().unwrap();
