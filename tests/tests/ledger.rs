@@ -119,6 +119,12 @@ async fn story(backend: &str, ledger: &Ledger) {
     ledger.record_commit(&commit(SHA_A, &[], "SHOP-1: add cart", &["SHOP-1"])).await.unwrap();
     ledger.record_commit(&commit(SHA_B, &[SHA_A], "SHOP-2 and SHOP-1: checkout", &["SHOP-2", "SHOP-1"])).await.unwrap();
     ledger.record_commit(&commit(SHA_B, &[SHA_A], "SHOP-2 and SHOP-1: checkout", &["SHOP-2", "SHOP-1"])).await.unwrap();
+    // A batch may name the same commit twice; it is stored once, and both get its id.
+    let twice =
+        [commit(SHA_A, &[], "SHOP-1: add cart", &["SHOP-1"]), commit(SHA_A, &[], "SHOP-1: add cart", &["SHOP-1"])];
+    let ids = ledger.record_commits(&twice).await.unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "{backend}");
     let error = ledger.record_commit(&commit("abc", &[], "short", &[])).await.unwrap_err();
     assert!(error.to_string().contains("40 or 64"), "{backend}: {error}");
     ledger

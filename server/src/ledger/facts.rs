@@ -1,6 +1,8 @@
 //! Writing facts. Every write is an upsert keyed by the fact's natural key, so ingesting
 //! the same thing twice (or again after a crash) leaves the same rows.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Ledger, LedgerError, on_pool};
@@ -8,6 +10,12 @@ use super::{Ledger, LedgerError, on_pool};
 /// The CI step kinds the ledger accepts (DESIGN.md: PipelineRun steps).
 pub const STEP_KINDS: [&str; 7] = ["build", "test", "scan", "pre-sync", "post-sync", "deploy", "other"];
 pub const REPOSITORY_KINDS: [&str; 2] = ["source", "manifests"];
+
+/// Rows per multi-row statement: 12 parameters a commit stays well inside SQLite's
+/// 32,766 and PostgreSQL's 65,535 bound parameters.
+const COMMIT_ROWS: usize = 400;
+/// Rows per multi-row statement of two or three parameters.
+const LINK_ROWS: usize = 2000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentFact {
@@ -427,57 +435,124 @@ impl Ledger {
                 )));
             }
         }
-        let mut repositories: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-        let mut ids = Vec::with_capacity(facts.len());
+        // One row per commit: a second copy in the same batch would make PostgreSQL's
+        // multi-row upsert touch a row twice.
+        let mut seen = std::collections::HashSet::new();
+        let mut unique: Vec<&CommitFact> =
+            facts.iter().rev().filter(|f| seen.insert((f.repository.as_str(), f.sha.to_ascii_lowercase()))).collect();
+        unique.reverse();
+        let mut repository_names: Vec<&str> = unique.iter().map(|f| f.repository.as_str()).collect();
+        repository_names.sort_unstable();
+        repository_names.dedup();
+        let mut keys: Vec<&str> = unique.iter().flat_map(|f| f.feature_keys.iter().map(String::as_str)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+
+        // Multi-row statements: a statement per row made a first ingest of a large
+        // history dozens of times slower than reading it from Git.
+        let mut repositories: HashMap<&str, i64> = HashMap::new();
+        let mut commit_ids: HashMap<(i64, String), i64> = HashMap::new();
+        let mut feature_ids: HashMap<String, i64> = HashMap::new();
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin().await?;
-            for fact in facts {
-                let repository_id = match repositories.get(fact.repository.as_str()) {
-                    Some(id) => *id,
-                    None => {
-                        let id = repository_id!(tx, &fact.repository);
-                        repositories.insert(fact.repository.as_str(), id);
-                        id
-                    }
-                };
-                let id: i64 = sqlx::query_scalar(
-                "INSERT INTO commits (repository_id, sha, author_name, author_email, authored_at, author_offset_minutes,
-                     committer_name, committer_email, committed_at, committer_offset_minutes, message,
-                     pull_request_number, reachable)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, TRUE)
-                 ON CONFLICT (repository_id, sha) DO UPDATE SET
-                     pull_request_number = COALESCE(excluded.pull_request_number, commits.pull_request_number),
-                     reachable = TRUE
-                 RETURNING id",
-            )
-            .bind(repository_id)
-            .bind(fact.sha.to_ascii_lowercase())
-            .bind(&fact.author.name)
-            .bind(&fact.author.email)
-            .bind(fact.author.at)
-            .bind(fact.author.offset_minutes)
-            .bind(&fact.committer.name)
-            .bind(&fact.committer.email)
-            .bind(fact.committer.at)
-            .bind(fact.committer.offset_minutes)
-            .bind(&fact.message)
-            .bind(fact.pull_request_number)
-            .fetch_one(&mut *tx)
-            .await?;
-                sqlx::query("DELETE FROM commit_parents WHERE commit_id = $1").bind(id).execute(&mut *tx).await?;
-                for (position, parent) in fact.parents.iter().enumerate() {
-                    sqlx::query("INSERT INTO commit_parents (commit_id, position, parent_sha) VALUES ($1, $2, $3)")
-                        .bind(id)
-                        .bind(position as i64)
-                        .bind(parent.to_ascii_lowercase())
-                        .execute(&mut *tx)
-                        .await?;
+            for &name in &repository_names {
+                let owned = name.to_string();
+                let id = repository_id!(tx, &owned);
+                repositories.insert(name, id);
+            }
+            for chunk in unique.chunks(COMMIT_ROWS) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO commits (repository_id, sha, author_name, author_email, authored_at, author_offset_minutes,
+                         committer_name, committer_email, committed_at, committer_offset_minutes, message,
+                         pull_request_number, reachable) ",
+                );
+                insert.push_values(chunk, |mut row, fact| {
+                    row.push_bind(repositories[fact.repository.as_str()])
+                        .push_bind(fact.sha.to_ascii_lowercase())
+                        .push_bind(fact.author.name.clone())
+                        .push_bind(fact.author.email.clone())
+                        .push_bind(fact.author.at)
+                        .push_bind(fact.author.offset_minutes)
+                        .push_bind(fact.committer.name.clone())
+                        .push_bind(fact.committer.email.clone())
+                        .push_bind(fact.committer.at)
+                        .push_bind(fact.committer.offset_minutes)
+                        .push_bind(fact.message.clone())
+                        .push_bind(fact.pull_request_number)
+                        .push("TRUE");
+                });
+                insert.push(
+                    " ON CONFLICT (repository_id, sha) DO UPDATE SET
+                         pull_request_number = COALESCE(excluded.pull_request_number, commits.pull_request_number),
+                         reachable = TRUE
+                     RETURNING id, repository_id, sha",
+                );
+                let rows: Vec<(i64, i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                for (id, repository_id, sha) in rows {
+                    commit_ids.insert((repository_id, sha), id);
                 }
-                link_features!(tx, "INSERT INTO commit_features (commit_id, feature_id)", id, &fact.feature_keys);
-                ids.push(id);
+            }
+            let id_of = |fact: &CommitFact| {
+                commit_ids[&(repositories[fact.repository.as_str()], fact.sha.to_ascii_lowercase())]
+            };
+
+            for chunk in unique.chunks(LINK_ROWS) {
+                let mut delete = sqlx::QueryBuilder::new("DELETE FROM commit_parents WHERE commit_id IN (");
+                let mut ids = delete.separated(", ");
+                for fact in chunk {
+                    ids.push_bind(id_of(fact));
+                }
+                delete.push(")");
+                delete.build().execute(&mut *tx).await?;
+            }
+            let parents: Vec<(i64, i64, String)> = unique
+                .iter()
+                .flat_map(|fact| {
+                    let id = id_of(fact);
+                    fact.parents
+                        .iter()
+                        .enumerate()
+                        .map(move |(position, sha)| (id, position as i64, sha.to_ascii_lowercase()))
+                })
+                .collect();
+            for chunk in parents.chunks(LINK_ROWS) {
+                let mut insert =
+                    sqlx::QueryBuilder::new("INSERT INTO commit_parents (commit_id, position, parent_sha) ");
+                insert.push_values(chunk, |mut row, (id, position, sha)| {
+                    row.push_bind(*id).push_bind(*position).push_bind(sha.clone());
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+
+            for chunk in keys.chunks(LINK_ROWS) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO features (key) ");
+                insert.push_values(chunk, |mut row, key| {
+                    row.push_bind(key.to_string());
+                });
+                insert.push(" ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id, key");
+                let rows: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                feature_ids.extend(rows.into_iter().map(|(id, key)| (key, id)));
+            }
+            let feature_ids = &feature_ids;
+            let mut links: Vec<(i64, i64)> = unique
+                .iter()
+                .flat_map(|fact| {
+                    let id = id_of(fact);
+                    fact.feature_keys.iter().map(move |key| (id, feature_ids[key]))
+                })
+                .collect();
+            links.sort_unstable();
+            links.dedup();
+            for chunk in links.chunks(LINK_ROWS) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO commit_features (commit_id, feature_id) ");
+                insert.push_values(chunk, |mut row, (commit_id, feature_id)| {
+                    row.push_bind(*commit_id).push_bind(*feature_id);
+                });
+                insert.push(" ON CONFLICT DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(ids)
+            Ok(facts.iter().map(id_of).collect())
         })
     }
 
