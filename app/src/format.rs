@@ -11,8 +11,9 @@ pub fn utc_minute(epoch_ms: i64) -> String {
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm,
 /// <https://howardhinnant.github.io/date_algorithms.html#civil_from_days>); avoids pulling
-/// a date library into the wasm bundle for one format.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// a date library into the wasm bundle for one format. The server's RFC 3339 code uses
+/// it too.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -1,6 +1,8 @@
 //! RFC 3339 timestamps at the API edge, as epoch milliseconds inside. Small enough
 //! that a date library is not worth its build time.
 
+use landfall_app::format::civil_from_days;
+
 /// Parses `2024-01-02T10:00:00Z`, `2024-01-02T10:00:00.123+01:30` (a space may stand
 /// for the `T`) into milliseconds since the Unix epoch.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
@@ -77,8 +79,9 @@ pub fn format_rfc3339(epoch_ms: i64) -> String {
     )
 }
 
-/// Howard Hinnant's `days_from_civil` and `civil_from_days`
-/// (<https://howardhinnant.github.io/date_algorithms.html>).
+/// Howard Hinnant's `days_from_civil`
+/// (<https://howardhinnant.github.io/date_algorithms.html#days_from_civil>); its inverse
+/// lives with the app's date formatting.
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
@@ -87,18 +90,6 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]
