@@ -29,7 +29,7 @@ pub fn SearchPage() -> impl IntoView {
     };
     view! {
         <section class="page">
-            <PageHeader title="Search" lede="Find a feature, a pull request or an application." />
+            <PageHeader title="Search" lede="Find a feature by key or summary, or an application by name." />
             <form action="/search" method="get" class="search-form" role="search" on:submit=on_submit>
                 <label class="visually-hidden" for="q">"Search"</label>
                 <input id="q" type="search" name="q" placeholder="SHOP-2356, checkout, payments-api…"

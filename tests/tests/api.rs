@@ -140,6 +140,12 @@ async fn the_openapi_document_lists_what_the_server_serves() {
         ]
     );
     assert!(document["components"]["securitySchemes"]["bearer"].is_object(), "{document}");
+    for report in ["builds", "pipelines"] {
+        let responses = &document["paths"][format!("/api/v1/reports/{report}")]["post"]["responses"];
+        for status in ["200", "400", "401", "422"] {
+            assert!(responses[status].is_object(), "{report} documents no {status}: {responses}");
+        }
+    }
     for schema in ["PullRequestCard", "CommitCard", "FeatureCard", "BuildReport", "PipelineReport", "ErrorBody"] {
         assert!(document["components"]["schemas"][schema].is_object(), "{schema} missing");
     }
