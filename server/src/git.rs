@@ -239,11 +239,24 @@ pub async fn sync(
         report.pull_requests = pull_requests.len();
     }
 
+    let old_by_ref: Vec<(String, String)> = ledger.repository_tips(&config.name).await?;
+    for (reference, new_sha) in &new_tips {
+        let old = old_by_ref.iter().find(|(r, _)| r == reference).map(|(_, sha)| sha.as_str());
+        land(ledger, &repository, reference, old.filter(|sha| old_present.iter().any(|p| p == sha)), new_sha).await?;
+    }
+    if config.kind == crate::config::RepositoryKind::Manifests && !new_tips.is_empty() {
+        let mut revisions: Vec<String> = new_tips.iter().map(|(_, sha)| sha.clone()).collect();
+        revisions.push("--not".into());
+        revisions.extend(old_present.iter().cloned());
+        let paths = changed_paths(&repository, &revisions).await?;
+        ledger.record_commit_paths(&config.name, &paths).await?;
+    }
     report.unreachable = mark_left_behind(ledger, &repository, &old_tips, &old_present, &new_tips).await?;
     let synced_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     ledger.set_repository_tips(&config.name, &new_tips, synced_at).await?;
+    ledger.refresh_source_points(&config.name).await?;
     report.duration = started.elapsed();
     Ok(report)
 }
@@ -286,6 +299,64 @@ async fn mark_left_behind(
             .collect()
     };
     Ok(ledger.mark_unreachable(&repository.config.name, &left_behind).await?)
+}
+
+/// Numbers the branch `reference` for presence by ancestry (see the `commit_landings`
+/// migration): extends its chain of tips from `old` to `new`, or, when the branch was
+/// force-pushed (or is new), numbers it again from the start.
+async fn land(
+    ledger: &Ledger,
+    repository: &Repository<'_>,
+    reference: &str,
+    old: Option<&str>,
+    new: &str,
+) -> Result<(), GitError> {
+    if old == Some(new) {
+        return Ok(());
+    }
+    let fast_forward = match old {
+        Some(old) => repository.run(&["merge-base", "--is-ancestor", old, new], None).await.is_ok(),
+        None => false,
+    };
+    let mut args = vec!["rev-list", "--reverse", "--topo-order", "--parents", new];
+    let old = old.filter(|_| fast_forward);
+    if let Some(old) = old {
+        args.extend(["--not", old]);
+    }
+    let listing = repository.run(&args, None).await?;
+    let graph: Vec<(String, Vec<String>)> = text(&listing)
+        .lines()
+        .filter_map(|line| {
+            let mut shas = line.split_whitespace().map(str::to_string);
+            Some((shas.next()?, shas.collect()))
+        })
+        .collect();
+    let start = match old {
+        Some(_) => ledger.last_landing(&repository.config.name, reference).await? + 1,
+        None => 1,
+    };
+    let landings = crate::ancestry::landings(&graph, old, new, start);
+    ledger.record_landings(&repository.config.name, reference, old.is_none(), &landings).await?;
+    Ok(())
+}
+
+/// The files each commit in `revisions` touched, for manifests repositories.
+async fn changed_paths(
+    repository: &Repository<'_>,
+    revisions: &[String],
+) -> Result<Vec<(String, Vec<String>)>, GitError> {
+    let args = ["log", "-z", "--format=%x1e%H", "--name-only", "--no-renames", "--stdin", "--end-of-options"];
+    let input = revisions.iter().map(|r| format!("{r}\n")).collect::<String>();
+    let out = repository.run(&args, Some(input)).await?;
+    Ok(text(&out)
+        .split('\u{1e}')
+        .filter_map(|record| {
+            let mut parts = record.split('\0');
+            let sha = parts.next()?.trim().to_string();
+            let paths = parts.map(|p| p.trim_start_matches('\n').to_string()).filter(|p| !p.is_empty()).collect();
+            (!sha.is_empty()).then_some((sha, paths))
+        })
+        .collect())
 }
 
 /// Field and record separators of the `git log` format below: a commit message cannot

@@ -1,6 +1,8 @@
 //! Landfall's server: configuration, the ledger, the HTTP surface and the command line.
 //! `main.rs` only calls [`cli::main`], so tests and other binaries reuse all of it.
 
+pub mod ancestry;
+pub mod ask;
 pub mod cli;
 pub mod config;
 pub mod correlate;

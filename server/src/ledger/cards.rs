@@ -1,10 +1,10 @@
 //! The cards the REST API answers with: a pull request, a commit, a feature, each with
-//! what the ledger links to it. Presence in environments (which needs deployment
-//! change sets) is not part of these cards yet.
+//! what the ledger links to it and where it runs, decided by ancestry.
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::presence::{ApplicationPresence, EnvironmentPresence, Target};
 use super::{Ledger, LedgerError, on_pool};
 use crate::timefmt::format_rfc3339;
 
@@ -87,6 +87,8 @@ pub struct PullRequestCard {
     pub pipelines: Vec<PipelineSummary>,
     /// Images built from the pull request's branch or from its merge commit.
     pub images: Vec<ImageBuild>,
+    /// Per environment: when its merge first ran there, and whether it runs now.
+    pub environments: Vec<EnvironmentPresence>,
 }
 
 /// `GET /api/v1/commits/{repo}/{sha}`.
@@ -100,6 +102,19 @@ pub struct CommitCard {
     pub features: Vec<FeatureRef>,
     pub pipelines: Vec<PipelineSummary>,
     pub images: Vec<ImageBuild>,
+    /// The applications that run the commit now.
+    pub deployed_now: Vec<ApplicationPresence>,
+}
+
+/// A Kubernetes object an application manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ResourceRef {
+    pub application: String,
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub health: Option<String>,
 }
 
 /// `GET /api/v1/features/{key}`.
@@ -117,6 +132,12 @@ pub struct FeatureCard {
     pub committers: Vec<String>,
     pub images: Vec<ImageBuild>,
     pub pipelines: Vec<PipelineSummary>,
+    /// Per environment: first deployed at, present now, and the applications.
+    pub environments: Vec<EnvironmentPresence>,
+    /// The services whose applications deployed it.
+    pub services: Vec<String>,
+    /// The Kubernetes objects of the applications that deployed it.
+    pub resources: Vec<ResourceRef>,
 }
 
 /// What a lookup by a partial commit id found.
@@ -254,6 +275,7 @@ impl Ledger {
             commits: commit_rows.into_iter().map(|row| commit(row).0).collect(),
             pipelines: pipelines.into_iter().map(pipeline).collect(),
             images: images.into_iter().map(build).collect(),
+            environments: self.presence_by_environment(&Target::PullRequest { repo: repo.to_string(), number }).await?,
         }))
     }
 
@@ -332,6 +354,12 @@ impl Ledger {
             features: features.into_iter().map(feature).collect(),
             pipelines: pipelines.into_iter().map(pipeline).collect(),
             images: images.into_iter().map(build).collect(),
+            deployed_now: self
+                .presence(&Target::Commit { repo: repo.to_string(), sha: sha.clone() })
+                .await?
+                .into_iter()
+                .filter(|p| p.present_now)
+                .collect(),
         })))
     }
 
@@ -377,6 +405,8 @@ impl Ledger {
             (commits, pull_requests, pipelines, images)
         });
         let commits: Vec<CommitSummary> = commits.into_iter().map(|row| commit(row).0).collect();
+        let target = Target::Feature(key.to_string());
+        let (services, resources) = self.affected(&target).await?;
         let mut committers: Vec<String> =
             commits.iter().map(|c| format!("{} <{}>", c.committer.name, c.committer.email)).collect();
         committers.sort();
@@ -396,6 +426,54 @@ impl Ledger {
             committers,
             images: images.into_iter().map(build).collect(),
             pipelines: pipelines.into_iter().map(pipeline).collect(),
+            environments: self.presence_by_environment(&target).await?,
+            services,
+            resources,
         }))
+    }
+
+    /// The services and Kubernetes objects of the applications that ever ran the target.
+    async fn affected(&self, target: &Target) -> Result<(Vec<String>, Vec<ResourceRef>), LedgerError> {
+        let mut services = Vec::new();
+        let mut resources = Vec::new();
+        for presence in self.presence(target).await? {
+            let app = &presence.application;
+            type Row = (String, String, String, String, Option<String>);
+            let (service, rows): (Option<String>, Vec<Row>) = on_pool!(self.pool(), |p| {
+                let service: Option<String> = sqlx::query_scalar(
+                    "SELECT s.name FROM applications a JOIN services s ON s.id = a.service_id
+                     WHERE a.instance = $1 AND a.namespace = $2 AND a.name = $3",
+                )
+                .bind(&app.instance)
+                .bind(&app.namespace)
+                .bind(&app.name)
+                .fetch_optional(p)
+                .await?;
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT r.api_group, r.kind, r.namespace, r.name, r.health_status FROM resources r
+                     JOIN applications a ON a.id = r.application_id
+                     WHERE a.instance = $1 AND a.namespace = $2 AND a.name = $3
+                     ORDER BY r.kind, r.namespace, r.name",
+                )
+                .bind(&app.instance)
+                .bind(&app.namespace)
+                .bind(&app.name)
+                .fetch_all(p)
+                .await?;
+                (service, rows)
+            });
+            services.extend(service);
+            resources.extend(rows.into_iter().map(|(group, kind, namespace, name, health)| ResourceRef {
+                application: app.name.clone(),
+                group,
+                kind,
+                namespace,
+                name,
+                health,
+            }));
+        }
+        services.sort();
+        services.dedup();
+        Ok((services, resources))
     }
 }

@@ -91,6 +91,17 @@ pub struct DeploymentFact {
     pub images_after: Vec<ImageRef>,
 }
 
+/// A Kubernetes object an application manages, with the images it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceFact {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub health: Option<String>,
+    pub images: Vec<ImageRef>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepositoryFact {
     pub name: String,
@@ -180,6 +191,13 @@ pub struct PipelineStepFact {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
 }
+
+/// Points an application at the deployment whose images it runs now: its latest
+/// succeeded one (a failed sync changes nothing that runs).
+const CURRENT_DEPLOYMENT: &str = "UPDATE applications SET current_deployment_id = (
+        SELECT d.id FROM deployments d WHERE d.application_id = $1 AND d.phase = 'Succeeded'
+        ORDER BY COALESCE(d.finished_at, d.started_at) DESC, d.history_id DESC LIMIT 1)
+    WHERE id = $1";
 
 fn required(field: &str, value: &str) -> Result<(), LedgerError> {
     if value.trim().is_empty() {
@@ -401,8 +419,88 @@ impl Ledger {
                 .execute(&mut *tx)
                 .await?;
             }
+            // The source commits the deployment left running: each image's latest
+            // reported build (the one whose digest the image has now).
+            sqlx::query("DELETE FROM deployment_sources WHERE deployment_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO deployment_sources (deployment_id, image_id, repository_id, sha)
+                 SELECT di.deployment_id, i.id, b.repository_id, b.commit_sha
+                 FROM deployment_images di JOIN images i ON i.id = di.image_id JOIN builds b ON b.image_id = i.id
+                 WHERE di.deployment_id = $1 AND di.side = 'after'
+                   AND b.id = (SELECT b2.id FROM builds b2 WHERE b2.image_id = i.id AND b2.repository_id IS NOT NULL
+                               ORDER BY COALESCE(b2.digest = (SELECT i2.digest FROM images i2 WHERE i2.id = b2.image_id), FALSE) DESC,
+                                        b2.built_at DESC LIMIT 1)",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(CURRENT_DEPLOYMENT).bind(application_id).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(id)
+        })
+    }
+
+    /// Replaces what an application manages with `resources`, as observed at `observed_at`.
+    pub async fn replace_resources(
+        &self,
+        instance: &str,
+        namespace: &str,
+        application: &str,
+        observed_at: i64,
+        resources: &[ResourceFact],
+    ) -> Result<(), LedgerError> {
+        for resource in resources {
+            required("kind", &resource.kind)?;
+            required("name", &resource.name)?;
+        }
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let application_id: i64 =
+                sqlx::query_scalar("SELECT id FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3")
+                    .bind(instance)
+                    .bind(namespace)
+                    .bind(application)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found("application", format!("{instance}/{namespace}/{application}")))?;
+            sqlx::query("DELETE FROM resources WHERE application_id = $1")
+                .bind(application_id)
+                .execute(&mut *tx)
+                .await?;
+            for resource in resources {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO resources (application_id, api_group, kind, namespace, name, health_status, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(application_id)
+                .bind(&resource.group)
+                .bind(&resource.kind)
+                .bind(&resource.namespace)
+                .bind(&resource.name)
+                .bind(&resource.health)
+                .bind(observed_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                for image in &resource.images {
+                    let image_id: i64 = sqlx::query_scalar(
+                        "INSERT INTO images (repository, tag) VALUES ($1, $2)
+                         ON CONFLICT (repository, tag) DO UPDATE SET tag = excluded.tag RETURNING id",
+                    )
+                    .bind(&image.repository)
+                    .bind(&image.tag)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO resource_images (resource_id, image_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(image_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
         })
     }
 
@@ -627,7 +725,7 @@ impl Ledger {
     pub async fn record_build(&self, fact: &BuildFact) -> Result<i64, LedgerError> {
         required("digest", &fact.digest)?;
         required("commit_sha", &fact.commit_sha)?;
-        on_pool!(self.pool(), |p| {
+        let (id, repository_id) = on_pool!(self.pool(), |p| {
             let mut tx = p.begin().await?;
             let repository_id = repository_id!(tx, &fact.repository);
             let image_id: i64 = sqlx::query_scalar(
@@ -662,9 +760,23 @@ impl Ledger {
             .bind(fact.built_at)
             .fetch_one(&mut *tx)
             .await?;
+            // Deployments that already run this image now know where it came from.
+            sqlx::query(
+                "INSERT INTO deployment_sources (deployment_id, image_id, repository_id, sha)
+                 SELECT deployment_id, image_id, $2, $3 FROM deployment_images WHERE image_id = $1 AND side = 'after'
+                 ON CONFLICT (deployment_id, image_id) DO UPDATE SET
+                     repository_id = excluded.repository_id, sha = excluded.sha",
+            )
+            .bind(image_id)
+            .bind(repository_id)
+            .bind(fact.commit_sha.to_ascii_lowercase())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
-            Ok(id)
-        })
+            Ok::<_, LedgerError>((id, repository_id))
+        })?;
+        self.place_build_commit(repository_id, &fact.commit_sha.to_ascii_lowercase()).await?;
+        Ok(id)
     }
 
     /// Names of the repositories in the ledger, for messages that list what is accepted.

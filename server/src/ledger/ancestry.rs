@@ -1,0 +1,195 @@
+//! Storing what presence by ancestry needs (see [`crate::ancestry`]): each branch's
+//! landing numbers, where each image's source commit stands, which sources each
+//! deployment left running, and the paths manifests commits touched.
+
+use crate::ancestry::{Landing, SourcePoint, Visit, source_point};
+
+use super::{Ledger, LedgerError, on_pool};
+
+/// Rows per multi-row statement (three to five parameters each).
+const ROWS: usize = 2000;
+
+impl Ledger {
+    /// The highest landing number on a branch; 0 before the first sync.
+    pub async fn last_landing(&self, repository: &str, reference: &str) -> Result<i64, LedgerError> {
+        let sql = "SELECT COALESCE(MAX(cl.position), 0) FROM commit_landings cl
+                   JOIN repositories r ON r.id = cl.repository_id WHERE r.name = $1 AND cl.ref_name = $2";
+        let last: i64 =
+            on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(repository).bind(reference).fetch_one(p).await?);
+        Ok(last)
+    }
+
+    /// Stores a branch's new landings; `replace` numbers the branch afresh (after a
+    /// force-push), which also forgets where sources stood on it.
+    pub async fn record_landings(
+        &self,
+        repository: &str,
+        reference: &str,
+        replace: bool,
+        landings: &[Landing],
+    ) -> Result<(), LedgerError> {
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(repository)
+                .fetch_one(&mut *tx)
+                .await?;
+            if replace {
+                for table in ["commit_landings", "source_point_extras", "source_points"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE repository_id = $1 AND ref_name = $2"))
+                        .bind(repository_id)
+                        .bind(reference)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            for chunk in landings.chunks(ROWS) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO commit_landings (repository_id, ref_name, sha, position, on_chain) ",
+                );
+                insert.push_values(chunk, |mut row, (sha, position, on_chain)| {
+                    row.push_bind(repository_id)
+                        .push_bind(reference.to_string())
+                        .push_bind(sha.clone())
+                        .push_bind(*position)
+                        .push_bind(*on_chain);
+                });
+                insert.push(
+                    " ON CONFLICT (repository_id, ref_name, sha) DO UPDATE SET
+                         position = excluded.position, on_chain = excluded.on_chain",
+                );
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Stores the files each manifests commit touched.
+    pub async fn record_commit_paths(
+        &self,
+        repository: &str,
+        commits: &[(String, Vec<String>)],
+    ) -> Result<(), LedgerError> {
+        let rows: Vec<(&str, &str)> = commits
+            .iter()
+            .flat_map(|(sha, paths)| paths.iter().map(move |path| (sha.as_str(), path.as_str())))
+            .collect();
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(repository)
+                .fetch_one(&mut *tx)
+                .await?;
+            for chunk in rows.chunks(ROWS) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO commit_paths (repository_id, sha, path) ");
+                insert.push_values(chunk, |mut row, (sha, path)| {
+                    row.push_bind(repository_id).push_bind(sha.to_string()).push_bind(path.to_string());
+                });
+                insert.push(" ON CONFLICT DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Places the repository's build commits on its branches: those not placed yet (new
+    /// builds, renumbered branches, commits that only just arrived) and those that
+    /// carried commits of their own, which a merge may since have landed.
+    pub async fn refresh_source_points(&self, repository: &str) -> Result<(), LedgerError> {
+        let sql = "SELECT DISTINCT r.id, rr.ref_name, b.commit_sha FROM builds b
+                   JOIN repositories r ON r.id = b.repository_id
+                   JOIN repository_refs rr ON rr.repository_id = r.id
+                   WHERE r.name = $1 AND (
+                       NOT EXISTS (SELECT 1 FROM source_points sp WHERE sp.repository_id = r.id
+                                   AND sp.sha = b.commit_sha AND sp.ref_name = rr.ref_name)
+                       OR EXISTS (SELECT 1 FROM source_point_extras x WHERE x.repository_id = r.id
+                                  AND x.sha = b.commit_sha AND x.ref_name = rr.ref_name))";
+        let stale: Vec<(i64, String, String)> =
+            on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(repository).fetch_all(p).await?);
+        for (repository_id, reference, sha) in stale {
+            self.place_source(repository_id, &reference, &sha).await?;
+        }
+        Ok(())
+    }
+
+    /// Places one build commit on every branch of its repository.
+    pub(crate) async fn place_build_commit(&self, repository_id: i64, sha: &str) -> Result<(), LedgerError> {
+        let sql = "SELECT ref_name FROM repository_refs WHERE repository_id = $1";
+        let references: Vec<String> =
+            on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(repository_id).fetch_all(p).await?);
+        for reference in references {
+            self.place_source(repository_id, &reference, sha).await?;
+        }
+        Ok(())
+    }
+
+    async fn place_source(&self, repository_id: i64, reference: &str, sha: &str) -> Result<(), LedgerError> {
+        let point: Option<SourcePoint> = on_pool!(self.pool(), |p| {
+            let lookup = |current: String| {
+                let p = p.clone();
+                let reference = reference.to_string();
+                async move {
+                    let found: Option<(i64, Option<i64>, Option<bool>)> = sqlx::query_as(
+                        "SELECT c.id, cl.position, cl.on_chain FROM commits c
+                         LEFT JOIN commit_landings cl ON cl.repository_id = c.repository_id
+                              AND cl.ref_name = $3 AND cl.sha = c.sha
+                         WHERE c.repository_id = $1 AND c.sha = $2",
+                    )
+                    .bind(repository_id)
+                    .bind(&current)
+                    .bind(&reference)
+                    .fetch_optional(&p)
+                    .await?;
+                    let Some((id, position, on_chain)) = found else {
+                        return Ok::<_, LedgerError>(Visit { landing: None, parents: None });
+                    };
+                    let parents: Vec<String> = sqlx::query_scalar(
+                        "SELECT parent_sha FROM commit_parents WHERE commit_id = $1 ORDER BY position",
+                    )
+                    .bind(id)
+                    .fetch_all(&p)
+                    .await?;
+                    Ok(Visit { landing: position.zip(on_chain), parents: Some(parents) })
+                }
+            };
+            source_point(sha, lookup).await?
+        });
+        let Some(point) = point else { return Ok(()) };
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            for table in ["source_point_extras", "source_points"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE repository_id = $1 AND sha = $2 AND ref_name = $3"))
+                    .bind(repository_id)
+                    .bind(sha)
+                    .bind(reference)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO source_points (repository_id, sha, ref_name, base_position) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(repository_id)
+            .bind(sha)
+            .bind(reference)
+            .bind(point.base)
+            .execute(&mut *tx)
+            .await?;
+            for chunk in point.extras.chunks(ROWS) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO source_point_extras (repository_id, sha, ref_name, extra_sha) ",
+                );
+                insert.push_values(chunk, |mut row, extra| {
+                    row.push_bind(repository_id)
+                        .push_bind(sha.to_string())
+                        .push_bind(reference.to_string())
+                        .push_bind(extra.clone());
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,613 @@
+//! Where things run, by ancestry: which deployments carried a feature, pull request or
+//! commit; what a deployment brought in and took away; what one environment has that
+//! another lacks; and the deployment to return to, to be rid of something.
+//!
+//! Every question reduces to the numbers kept by [`super::ancestry`]: a deployment runs
+//! source commits, each placed on its branch as a base number plus a few extras, and a
+//! commit is carried when its landing number is at most that base (or it is an extra).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::cards::{FeatureRef, PullRequestRef};
+use super::{Ledger, LedgerError, on_pool};
+use crate::timefmt::format_rfc3339;
+
+/// The most commits one change set lists; a larger one is cut and says so.
+pub const CHANGE_LIMIT: usize = 5000;
+
+/// What to look for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Feature(String),
+    PullRequest { repo: String, number: i64 },
+    Commit { repo: String, sha: String },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Feature(key) => write!(f, "{key}"),
+            Target::PullRequest { repo, number } => write!(f, "pull request {repo}#{number}"),
+            Target::Commit { repo, sha } => write!(f, "commit {repo}@{}", &sha[..sha.len().min(12)]),
+        }
+    }
+}
+
+/// An Argo CD Application, by its identity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+pub struct ApplicationRef {
+    pub instance: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// How a target stands in one application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ApplicationPresence {
+    pub application: ApplicationRef,
+    pub environment: Option<String>,
+    /// The first deployment that carried it: its time (RFC 3339) and Argo CD history id.
+    pub first_deployed_at: String,
+    pub first_history_id: i64,
+    /// Whether what the application runs now carries it.
+    pub present_now: bool,
+}
+
+/// How a target stands in one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EnvironmentPresence {
+    pub environment: String,
+    pub first_deployed_at: String,
+    pub present_now: bool,
+    /// Per application of the environment that ever carried it.
+    pub deployments: Vec<ApplicationPresence>,
+}
+
+/// What a deployment changed, compared with the application's previous one.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, ToSchema)]
+pub struct ChangeSet {
+    /// The application's first recorded deployment: everything it runs entered at once,
+    /// so no commits are listed.
+    pub initial: bool,
+    /// Images the deployment started running (`repository:tag`), with the tag of the
+    /// same repository it replaced.
+    pub images: Vec<ImageChange>,
+    /// The CI runs that built those images.
+    pub pipelines: Vec<String>,
+    /// The application's Kubernetes objects that run those images.
+    pub resources: Vec<String>,
+    /// Authors and committers of the commits that entered, as `Name <email>`.
+    pub authors: Vec<String>,
+    pub committers: Vec<String>,
+    pub features_entered: Vec<FeatureRef>,
+    pub features_left: Vec<FeatureRef>,
+    pub pull_requests_entered: Vec<PullRequestRef>,
+    pub pull_requests_left: Vec<PullRequestRef>,
+    pub commits_entered: usize,
+    pub commits_left: usize,
+    /// More than the listing limit changed; the lists are cut.
+    pub truncated: bool,
+}
+
+/// An image a deployment started running.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, ToSchema)]
+pub struct ImageChange {
+    pub repository: String,
+    pub tag: String,
+    /// The tag it replaced, when the previous deployment ran this repository.
+    pub previous_tag: Option<String>,
+}
+
+/// What one application's source commits contain, per repository and branch: every
+/// commit landed at or before `base`, plus `extras`.
+#[derive(Debug, Clone, Default)]
+struct SourceSet {
+    branches: BTreeMap<(i64, String), (i64, BTreeSet<String>)>,
+}
+
+impl SourceSet {
+    fn branch_for(&self, repository_id: i64) -> Option<(&String, i64, &BTreeSet<String>)> {
+        self.branches
+            .iter()
+            .find(|((repo, _), _)| *repo == repository_id)
+            .map(|((_, reference), (base, extras))| (reference, *base, extras))
+    }
+
+    fn repositories(&self) -> BTreeSet<i64> {
+        self.branches.keys().map(|(repo, _)| *repo).collect()
+    }
+}
+
+fn values_list(start: usize, rows: usize) -> String {
+    (0..rows).map(|i| format!("(${}, ${})", start + 2 * i, start + 2 * i + 1)).collect::<Vec<_>>().join(", ")
+}
+
+fn id_list(start: usize, count: usize) -> String {
+    (0..count).map(|i| format!("${}", start + i)).collect::<Vec<_>>().join(", ")
+}
+
+impl Ledger {
+    /// The commits a target stands for: a feature's commits, a pull request's merge or
+    /// squash commits, or one commit.
+    pub async fn target_commits(&self, target: &Target) -> Result<Vec<(i64, String)>, LedgerError> {
+        let rows = on_pool!(self.pool(), |p| match target {
+            Target::Feature(key) => {
+                sqlx::query_as(
+                    "SELECT c.repository_id, c.sha FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
+                     JOIN features f ON f.id = cf.feature_id WHERE f.key = $1",
+                )
+                .bind(key)
+                .fetch_all(p)
+                .await?
+            }
+            Target::PullRequest { repo, number } => {
+                sqlx::query_as(
+                    "SELECT c.repository_id, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
+                     WHERE r.name = $1 AND (c.pull_request_number = $2 OR c.sha IN (
+                         SELECT pr.merge_commit_sha FROM pull_requests pr
+                         WHERE pr.repository_id = r.id AND pr.number = $2))",
+                )
+                .bind(repo)
+                .bind(number)
+                .fetch_all(p)
+                .await?
+            }
+            Target::Commit { repo, sha } => {
+                sqlx::query_as(
+                    "SELECT c.repository_id, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
+                     WHERE r.name = $1 AND c.sha = $2",
+                )
+                .bind(repo)
+                .bind(sha)
+                .fetch_all(p)
+                .await?
+            }
+        });
+        Ok(rows)
+    }
+
+    /// Every application whose deployments ever carried the target, with the first such
+    /// deployment and whether it runs the target now; ordered by environment rank.
+    pub async fn presence(&self, target: &Target) -> Result<Vec<ApplicationPresence>, LedgerError> {
+        let commits = self.target_commits(target).await?;
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "WITH target (repository_id, sha) AS (VALUES {values}),
+             carrying AS (
+                 SELECT ds.deployment_id FROM target t
+                 JOIN commit_landings cl ON cl.repository_id = t.repository_id AND cl.sha = t.sha
+                 JOIN source_points sp ON sp.repository_id = cl.repository_id AND sp.ref_name = cl.ref_name
+                      AND sp.base_position >= cl.position
+                 JOIN deployment_sources ds ON ds.repository_id = sp.repository_id AND ds.sha = sp.sha
+                 UNION
+                 SELECT ds.deployment_id FROM target t
+                 JOIN source_point_extras x ON x.repository_id = t.repository_id AND x.extra_sha = t.sha
+                 JOIN deployment_sources ds ON ds.repository_id = x.repository_id AND ds.sha = x.sha)
+             SELECT a.id, a.instance, a.namespace, a.name, e.name, MIN(COALESCE(d.finished_at, d.started_at)),
+                    CAST(MAX(CASE WHEN d.id = a.current_deployment_id THEN 1 ELSE 0 END) AS BIGINT)
+             FROM carrying c JOIN deployments d ON d.id = c.deployment_id
+             JOIN applications a ON a.id = d.application_id
+             LEFT JOIN environments e ON e.id = a.environment_id
+             WHERE d.phase = 'Succeeded'
+             GROUP BY a.id, a.instance, a.namespace, a.name, e.name, e.rank
+             ORDER BY e.rank, e.name, a.instance, a.namespace, a.name",
+            values = values_list(1, commits.len())
+        );
+        type Row = (i64, String, String, String, Option<String>, i64, i64);
+        let rows: Vec<Row> = on_pool!(self.pool(), |p| {
+            let mut query = sqlx::query_as(&sql);
+            for (repository_id, sha) in &commits {
+                query = query.bind(*repository_id).bind(sha);
+            }
+            query.fetch_all(p).await?
+        });
+        let mut presence = Vec::with_capacity(rows.len());
+        for (application_id, instance, namespace, name, environment, first_at, current) in rows {
+            let first_history_id: i64 = on_pool!(self.pool(), |p| {
+                sqlx::query_scalar(
+                    "SELECT history_id FROM deployments WHERE application_id = $1 AND phase = 'Succeeded'
+                     AND COALESCE(finished_at, started_at) = $2 ORDER BY history_id LIMIT 1",
+                )
+                .bind(application_id)
+                .bind(first_at)
+                .fetch_one(p)
+                .await?
+            });
+            presence.push(ApplicationPresence {
+                application: ApplicationRef { instance, namespace, name },
+                environment,
+                first_deployed_at: format_rfc3339(first_at),
+                first_history_id,
+                present_now: current == 1,
+            });
+        }
+        Ok(presence)
+    }
+
+    /// [`Ledger::presence`] grouped by environment (applications outside every
+    /// environment are left out).
+    pub async fn presence_by_environment(&self, target: &Target) -> Result<Vec<EnvironmentPresence>, LedgerError> {
+        let mut grouped: Vec<EnvironmentPresence> = Vec::new();
+        for presence in self.presence(target).await? {
+            let Some(environment) = presence.environment.clone() else { continue };
+            match grouped.iter_mut().find(|g| g.environment == environment) {
+                Some(group) => {
+                    group.present_now |= presence.present_now;
+                    if presence.first_deployed_at < group.first_deployed_at {
+                        group.first_deployed_at = presence.first_deployed_at.clone();
+                    }
+                    group.deployments.push(presence);
+                }
+                None => grouped.push(EnvironmentPresence {
+                    environment,
+                    first_deployed_at: presence.first_deployed_at.clone(),
+                    present_now: presence.present_now,
+                    deployments: vec![presence],
+                }),
+            }
+        }
+        Ok(grouped)
+    }
+
+    /// What the given deployments' source commits contain.
+    async fn source_set(&self, deployments: &[i64]) -> Result<SourceSet, LedgerError> {
+        let mut set = SourceSet::default();
+        if deployments.is_empty() {
+            return Ok(set);
+        }
+        let ids = id_list(1, deployments.len());
+        let bases_sql = format!(
+            "SELECT ds.repository_id, sp.ref_name, MAX(sp.base_position) FROM deployment_sources ds
+             JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
+             WHERE ds.deployment_id IN ({ids}) GROUP BY ds.repository_id, sp.ref_name"
+        );
+        let extras_sql = format!(
+            "SELECT DISTINCT ds.repository_id, x.ref_name, x.extra_sha FROM deployment_sources ds
+             JOIN source_point_extras x ON x.repository_id = ds.repository_id AND x.sha = ds.sha
+             WHERE ds.deployment_id IN ({ids})"
+        );
+        type Rows<T> = Vec<(i64, String, T)>;
+        let (bases, extras): (Rows<i64>, Rows<String>) = on_pool!(self.pool(), |p| {
+            let mut bases = sqlx::query_as(&bases_sql);
+            let mut extras = sqlx::query_as(&extras_sql);
+            for id in deployments {
+                bases = bases.bind(*id);
+                extras = extras.bind(*id);
+            }
+            (bases.fetch_all(p).await?, extras.fetch_all(p).await?)
+        });
+        for (repository_id, reference, base) in bases {
+            set.branches.entry((repository_id, reference)).or_default().0 = base;
+        }
+        for (repository_id, reference, sha) in extras {
+            set.branches.entry((repository_id, reference)).or_default().1.insert(sha);
+        }
+        Ok(set)
+    }
+
+    /// The commits `to` contains and `from` does not, at most [`CHANGE_LIMIT`] (the
+    /// flag says when more were left out).
+    async fn commits_between(
+        &self,
+        from: &SourceSet,
+        to: &SourceSet,
+    ) -> Result<(Vec<(i64, String)>, bool), LedgerError> {
+        let mut commits = Vec::new();
+        let mut truncated = false;
+        for repository_id in to.repositories() {
+            // Both sides described on one branch (any branch describes the same commits).
+            let shared = to
+                .branches
+                .keys()
+                .filter(|(repo, _)| *repo == repository_id)
+                .find(|key| from.branches.contains_key(*key))
+                .or_else(|| to.branches.keys().find(|(repo, _)| *repo == repository_id))
+                .cloned();
+            let Some(key) = shared else { continue };
+            let (to_base, to_extras) = &to.branches[&key];
+            let empty = (0, BTreeSet::new());
+            let (from_base, from_extras) = from.branches.get(&key).unwrap_or(&empty);
+            let remaining = CHANGE_LIMIT.saturating_sub(commits.len());
+            let range: Vec<String> = if to_base > from_base {
+                on_pool!(self.pool(), |p| {
+                    sqlx::query_scalar(
+                        "SELECT sha FROM commit_landings WHERE repository_id = $1 AND ref_name = $2
+                         AND position > $3 AND position <= $4 ORDER BY position DESC, sha LIMIT $5",
+                    )
+                    .bind(repository_id)
+                    .bind(&key.1)
+                    .bind(*from_base)
+                    .bind(*to_base)
+                    .bind(remaining as i64 + 1)
+                    .fetch_all(p)
+                    .await?
+                })
+            } else {
+                Vec::new()
+            };
+            let extras: Vec<&String> = to_extras.iter().filter(|sha| !from_extras.contains(*sha)).collect();
+            let already = self.landed_at_or_before(repository_id, &key.1, *from_base, &extras).await?;
+            let mut seen = HashSet::new();
+            for sha in range.into_iter().chain(extras.into_iter().filter(|s| !already.contains(*s)).cloned()) {
+                if from_extras.contains(&sha) || !seen.insert(sha.clone()) {
+                    continue;
+                }
+                if commits.len() >= CHANGE_LIMIT {
+                    truncated = true;
+                    break;
+                }
+                commits.push((repository_id, sha));
+            }
+        }
+        Ok((commits, truncated))
+    }
+
+    /// Which of `shas` landed on the branch at or before `base`.
+    async fn landed_at_or_before(
+        &self,
+        repository_id: i64,
+        reference: &str,
+        base: i64,
+        shas: &[&String],
+    ) -> Result<HashSet<String>, LedgerError> {
+        let mut found = HashSet::new();
+        for chunk in shas.chunks(500) {
+            let sql = format!(
+                "SELECT sha FROM commit_landings WHERE repository_id = $1 AND ref_name = $2 AND position <= $3
+                 AND sha IN ({})",
+                id_list(4, chunk.len())
+            );
+            let rows: Vec<String> = on_pool!(self.pool(), |p| {
+                let mut query = sqlx::query_scalar(&sql).bind(repository_id).bind(reference).bind(base);
+                for sha in chunk {
+                    query = query.bind(sha.as_str());
+                }
+                query.fetch_all(p).await?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// The features and pull requests the commits belong to.
+    async fn features_and_pull_requests(
+        &self,
+        commits: &[(i64, String)],
+    ) -> Result<(Vec<FeatureRef>, Vec<PullRequestRef>), LedgerError> {
+        let mut features: BTreeMap<String, FeatureRef> = BTreeMap::new();
+        let mut pull_requests: BTreeMap<(String, i64), PullRequestRef> = BTreeMap::new();
+        for chunk in commits.chunks(400) {
+            let values = values_list(1, chunk.len());
+            let feature_sql = format!(
+                "WITH target (repository_id, sha) AS (VALUES {values})
+                 SELECT DISTINCT f.key, f.summary, f.status FROM target t
+                 JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
+                 JOIN commit_features cf ON cf.commit_id = c.id JOIN features f ON f.id = cf.feature_id"
+            );
+            let pull_request_sql = format!(
+                "WITH target (repository_id, sha) AS (VALUES {values})
+                 SELECT DISTINCT r.name, c.pull_request_number, pr.title FROM target t
+                 JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
+                 JOIN repositories r ON r.id = c.repository_id
+                 LEFT JOIN pull_requests pr ON pr.repository_id = c.repository_id AND pr.number = c.pull_request_number
+                 WHERE c.pull_request_number IS NOT NULL"
+            );
+            type FeatureRow = (String, Option<String>, Option<String>);
+            type PullRequestRow = (String, i64, Option<String>);
+            let (feature_rows, pull_request_rows): (Vec<FeatureRow>, Vec<PullRequestRow>) =
+                on_pool!(self.pool(), |p| {
+                    let mut fq = sqlx::query_as(&feature_sql);
+                    let mut pq = sqlx::query_as(&pull_request_sql);
+                    for (repository_id, sha) in chunk {
+                        fq = fq.bind(*repository_id).bind(sha);
+                        pq = pq.bind(*repository_id).bind(sha);
+                    }
+                    (fq.fetch_all(p).await?, pq.fetch_all(p).await?)
+                });
+            for (key, summary, status) in feature_rows {
+                features.insert(key.clone(), FeatureRef { key, summary, status });
+            }
+            for (repo, number, title) in pull_request_rows {
+                pull_requests.insert((repo.clone(), number), PullRequestRef { repo, number, title });
+            }
+        }
+        Ok((features.into_values().collect(), pull_requests.into_values().collect()))
+    }
+
+    /// What deployment `to` changed relative to deployment `from` of the same
+    /// application (`None`: `to` is the first).
+    pub(crate) async fn change_set(&self, from: Option<i64>, to: i64) -> Result<ChangeSet, LedgerError> {
+        let (images, pipelines, resources) = self.changed_images(from, to).await?;
+        let Some(from) = from else {
+            return Ok(ChangeSet { initial: true, images, pipelines, resources, ..ChangeSet::default() });
+        };
+        let before = self.source_set(&[from]).await?;
+        let after = self.source_set(&[to]).await?;
+        let (entered, cut_in) = self.commits_between(&before, &after).await?;
+        let (left, cut_out) = self.commits_between(&after, &before).await?;
+        let (features_entered, pull_requests_entered) = self.features_and_pull_requests(&entered).await?;
+        let (features_left, pull_requests_left) = self.features_and_pull_requests(&left).await?;
+        let (authors, committers) = self.people(&entered).await?;
+        Ok(ChangeSet {
+            initial: false,
+            images,
+            pipelines,
+            resources,
+            authors,
+            committers,
+            features_entered,
+            features_left,
+            pull_requests_entered,
+            pull_requests_left,
+            commits_entered: entered.len(),
+            commits_left: left.len(),
+            truncated: cut_in || cut_out,
+        })
+    }
+
+    /// The images `to` runs that `from` did not, the CI runs that built them, and the
+    /// application's objects that run them.
+    async fn changed_images(
+        &self,
+        from: Option<i64>,
+        to: i64,
+    ) -> Result<(Vec<ImageChange>, Vec<String>, Vec<String>), LedgerError> {
+        let images_sql =
+            "SELECT i.id, i.repository, i.tag FROM deployment_images di JOIN images i ON i.id = di.image_id
+                          WHERE di.deployment_id = $1 AND di.side = 'after' ORDER BY i.repository, i.tag";
+        type Images = Vec<(i64, String, String)>;
+        let (after, before): (Images, Images) = on_pool!(self.pool(), |p| {
+            let after = sqlx::query_as(images_sql).bind(to).fetch_all(p).await?;
+            let before = match from {
+                Some(from) => sqlx::query_as(images_sql).bind(from).fetch_all(p).await?,
+                None => Vec::new(),
+            };
+            (after, before)
+        });
+        let mut images = Vec::new();
+        let mut pipelines = BTreeSet::new();
+        let mut resources = BTreeSet::new();
+        for (image_id, repository, tag) in after {
+            if before.iter().any(|(id, ..)| *id == image_id) {
+                continue;
+            }
+            let previous_tag = before.iter().find(|(_, r, _)| *r == repository).map(|(_, _, t)| t.clone());
+            type Run = (Option<String>, Option<String>, Option<String>);
+            let (runs, objects): (Vec<Run>, Vec<(String, String, String)>) = on_pool!(self.pool(), |p| {
+                let runs = sqlx::query_as(
+                    "SELECT b.ci_system, b.run_id, pr.name FROM builds b
+                     LEFT JOIN pipeline_runs pr ON pr.ci_system = b.ci_system AND pr.run_id = b.run_id
+                     WHERE b.image_id = $1 AND b.ci_system IS NOT NULL",
+                )
+                .bind(image_id)
+                .fetch_all(p)
+                .await?;
+                let objects = sqlx::query_as(
+                    "SELECT r.kind, r.namespace, r.name FROM resources r
+                     JOIN resource_images ri ON ri.resource_id = r.id
+                     JOIN deployments d ON d.application_id = r.application_id
+                     WHERE ri.image_id = $1 AND d.id = $2",
+                )
+                .bind(image_id)
+                .bind(to)
+                .fetch_all(p)
+                .await?;
+                (runs, objects)
+            });
+            for (system, run, name) in runs {
+                let run = format!("{} {}", system.unwrap_or_default(), run.unwrap_or_default());
+                pipelines.insert(match name {
+                    Some(name) => format!("{run} ({name})"),
+                    None => run,
+                });
+            }
+            for (kind, namespace, name) in objects {
+                resources.insert(format!("{kind} {namespace}/{name}"));
+            }
+            images.push(ImageChange { repository, tag, previous_tag });
+        }
+        Ok((images, pipelines.into_iter().collect(), resources.into_iter().collect()))
+    }
+
+    /// Authors and committers of the commits, as `Name <email>`.
+    async fn people(&self, commits: &[(i64, String)]) -> Result<(Vec<String>, Vec<String>), LedgerError> {
+        let mut authors = BTreeSet::new();
+        let mut committers = BTreeSet::new();
+        for chunk in commits.chunks(400) {
+            let sql = format!(
+                "WITH target (repository_id, sha) AS (VALUES {})
+                 SELECT DISTINCT c.author_name, c.author_email, c.committer_name, c.committer_email FROM target t
+                 JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha",
+                values_list(1, chunk.len())
+            );
+            let rows: Vec<(String, String, String, String)> = on_pool!(self.pool(), |p| {
+                let mut query = sqlx::query_as(&sql);
+                for (repository_id, sha) in chunk {
+                    query = query.bind(*repository_id).bind(sha);
+                }
+                query.fetch_all(p).await?
+            });
+            for (an, ae, cn, ce) in rows {
+                authors.insert(format!("{an} <{ae}>"));
+                committers.insert(format!("{cn} <{ce}>"));
+            }
+        }
+        Ok((authors.into_iter().collect(), committers.into_iter().collect()))
+    }
+
+    /// The application's latest succeeded deployment before time `before` (ms).
+    pub(crate) async fn previous_deployment(
+        &self,
+        application_id: i64,
+        before: i64,
+        history_id: i64,
+    ) -> Result<Option<(i64, i64, String, i64)>, LedgerError> {
+        let row = on_pool!(self.pool(), |p| {
+            sqlx::query_as(
+                "SELECT id, history_id, revision, COALESCE(finished_at, started_at) FROM deployments
+                 WHERE application_id = $1 AND phase = 'Succeeded'
+                   AND (COALESCE(finished_at, started_at) < $2
+                        OR (COALESCE(finished_at, started_at) = $2 AND history_id < $3))
+                 ORDER BY COALESCE(finished_at, started_at) DESC, history_id DESC LIMIT 1",
+            )
+            .bind(application_id)
+            .bind(before)
+            .bind(history_id)
+            .fetch_optional(p)
+            .await?
+        });
+        Ok(row)
+    }
+
+    /// The features present in the applications of environment `from` now and in none
+    /// of `to`'s; `None` when `from` has no deployments at all.
+    pub(crate) async fn features_missing(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<(Vec<FeatureRef>, Vec<PullRequestRef>, bool), LedgerError> {
+        let current = "SELECT current_deployment_id FROM applications
+                       WHERE environment_id = $1 AND current_deployment_id IS NOT NULL AND deleted_at IS NULL";
+        let (from_ids, to_ids): (Vec<i64>, Vec<i64>) = on_pool!(self.pool(), |p| {
+            (
+                sqlx::query_scalar(current).bind(from).fetch_all(p).await?,
+                sqlx::query_scalar(current).bind(to).fetch_all(p).await?,
+            )
+        });
+        let from_set = self.source_set(&from_ids).await?;
+        let to_set = self.source_set(&to_ids).await?;
+        let (commits, truncated) = self.commits_between(&to_set, &from_set).await?;
+        let (candidates, pull_requests) = self.features_and_pull_requests(&commits).await?;
+        // A feature counts as present in `to` when any of its commits is.
+        let mut missing = Vec::new();
+        for feature in candidates {
+            let commits = self.target_commits(&Target::Feature(feature.key.clone())).await?;
+            if !self.set_contains_any(&to_set, &commits).await? {
+                missing.push(feature);
+            }
+        }
+        Ok((missing, pull_requests, truncated))
+    }
+
+    async fn set_contains_any(&self, set: &SourceSet, commits: &[(i64, String)]) -> Result<bool, LedgerError> {
+        let mut by_repository: HashMap<i64, Vec<&String>> = HashMap::new();
+        for (repository_id, sha) in commits {
+            by_repository.entry(*repository_id).or_default().push(sha);
+        }
+        for (repository_id, shas) in by_repository {
+            let Some((reference, base, extras)) = set.branch_for(repository_id) else { continue };
+            if shas.iter().any(|sha| extras.contains(*sha)) {
+                return Ok(true);
+            }
+            if !self.landed_at_or_before(repository_id, reference, base, &shas).await?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

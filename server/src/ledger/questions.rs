@@ -1,0 +1,513 @@
+//! The answers behind the environment questions: what entered an environment in a
+//! window, what one environment has that another lacks, who changed its manifests, and
+//! the plan for rolling it back to just before something shipped.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::cards::{CommitSummary, FeatureRef, PullRequestRef, Signature};
+use super::presence::{ApplicationRef, ChangeSet, Target};
+use super::{Ledger, LedgerError, on_pool};
+use crate::timefmt::format_rfc3339;
+
+/// The most deployments one changes answer lists.
+pub const DEPLOYMENT_LIMIT: i64 = 500;
+
+/// An environment, as the ledger knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentId {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One deployment and what it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DeploymentChange {
+    pub application: ApplicationRef,
+    pub history_id: i64,
+    pub revision: String,
+    /// RFC 3339: when the sync finished (or started, when it has no finish time).
+    pub deployed_at: String,
+    pub initiated_by: Option<String>,
+    pub automated: bool,
+    pub is_rollback: bool,
+    pub changes: ChangeSet,
+}
+
+/// `GET /api/v1/environments/{env}/changes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EnvironmentChanges {
+    pub environment: String,
+    pub since: String,
+    pub until: String,
+    /// Oldest first.
+    pub deployments: Vec<DeploymentChange>,
+    /// Features that some deployment in the window brought into an application.
+    pub features_entered: Vec<FeatureRef>,
+    pub pull_requests_entered: Vec<PullRequestRef>,
+    /// Features that some deployment in the window took out (a rollback).
+    pub features_left: Vec<FeatureRef>,
+    /// More deployments or commits than an answer lists; the lists are cut.
+    pub truncated: bool,
+}
+
+/// `GET /api/v1/environments/compare`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Comparison {
+    pub from: String,
+    pub to: String,
+    /// Features running in `from` now and nowhere in `to`.
+    pub only_in_from: Vec<FeatureRef>,
+    /// Features running in `to` now and nowhere in `from`.
+    pub only_in_to: Vec<FeatureRef>,
+    pub pull_requests_only_in_from: Vec<PullRequestRef>,
+    pub pull_requests_only_in_to: Vec<PullRequestRef>,
+    pub truncated: bool,
+}
+
+/// A deployment to name in a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DeploymentRef {
+    pub history_id: i64,
+    pub revision: String,
+    pub deployed_at: String,
+}
+
+/// What rolling one application back would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RollbackStep {
+    pub application: ApplicationRef,
+    /// `rollback` (return to `return_to`), `none` (it no longer runs the target) or
+    /// `impossible` (the target came with its first recorded deployment).
+    pub action: String,
+    pub reason: String,
+    /// The first deployment that carried the target.
+    pub first_carrying: DeploymentRef,
+    /// The last deployment before it: the one to return to.
+    pub return_to: Option<DeploymentRef>,
+    /// Argo CD refuses to roll back an application with automated sync; it must be
+    /// turned off first.
+    pub automated_sync: bool,
+    pub features_leaving: Vec<FeatureRef>,
+    pub pull_requests_leaving: Vec<PullRequestRef>,
+    pub truncated: bool,
+}
+
+/// `POST /api/v1/rollback-plans`: a preview, nothing is executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RollbackPlan {
+    pub environment: String,
+    pub target: String,
+    pub applications: Vec<RollbackStep>,
+}
+
+/// One commit to a manifests repository that touched an environment's applications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ManifestCommit {
+    #[serde(flatten)]
+    pub commit: CommitSummary,
+    pub applications: Vec<ApplicationRef>,
+    pub paths: Vec<String>,
+}
+
+/// Someone who changed the manifests, and how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ManifestAuthor {
+    pub name: String,
+    pub email: String,
+    pub commits: usize,
+}
+
+/// `GET /api/v1/manifests/commits`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ManifestChanges {
+    pub environment: String,
+    pub since: String,
+    pub until: String,
+    /// Committers, most commits first.
+    pub people: Vec<ManifestAuthor>,
+    /// Newest first.
+    pub commits: Vec<ManifestCommit>,
+}
+
+/// Why a rollback plan has nothing to show.
+#[derive(Debug)]
+pub enum PlanError {
+    NeverReached,
+    Ledger(LedgerError),
+}
+
+impl From<LedgerError> for PlanError {
+    fn from(error: LedgerError) -> Self {
+        PlanError::Ledger(error)
+    }
+}
+
+impl From<sqlx::Error> for PlanError {
+    fn from(error: sqlx::Error) -> Self {
+        PlanError::Ledger(error.into())
+    }
+}
+
+/// A Git URL reduced to host and path, so that `https://host/acme/deploy.git`,
+/// `git@host:acme/deploy` and `ssh://git@host/acme/deploy/` compare equal.
+pub fn normalise_git_url(url: &str) -> String {
+    let mut rest = url.trim().to_ascii_lowercase();
+    if let Some((_, after)) = rest.split_once("://") {
+        rest = after.to_string();
+    } else if let Some((user_host, path)) = rest.split_once(':')
+        && !user_host.contains('/')
+    {
+        rest = format!("{user_host}/{path}");
+    }
+    if let Some((user, after)) = rest.split_once('@')
+        && !user.contains('/')
+    {
+        rest = after.to_string();
+    }
+    let rest = rest.trim_end_matches('/');
+    rest.strip_suffix(".git").unwrap_or(rest).to_string()
+}
+
+/// Whether a changed file lies under an application's source path.
+fn under(path: &str, source_path: &str) -> bool {
+    let source_path = source_path.trim_matches('/');
+    source_path.is_empty()
+        || source_path == "."
+        || path == source_path
+        || path.strip_prefix(source_path).is_some_and(|rest| rest.starts_with('/'))
+}
+
+impl Ledger {
+    /// An environment by name, ignoring case.
+    pub async fn environment(&self, name: &str) -> Result<Option<EnvironmentId>, LedgerError> {
+        let sql = "SELECT id, name FROM environments WHERE LOWER(name) = LOWER($1)";
+        let row: Option<(i64, String)> =
+            on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(name).fetch_optional(p).await?);
+        Ok(row.map(|(id, name)| EnvironmentId { id, name }))
+    }
+
+    /// Names of every environment, by rank, for messages that list what is accepted.
+    pub async fn environment_names(&self) -> Result<Vec<String>, LedgerError> {
+        let sql = "SELECT name FROM environments ORDER BY rank, name";
+        let names = on_pool!(self.pool(), |p| sqlx::query_scalar(sql).fetch_all(p).await?);
+        Ok(names)
+    }
+
+    /// The deployments to an environment in `[since, until)` (ms) and what each changed.
+    pub async fn environment_changes(
+        &self,
+        environment: &EnvironmentId,
+        since: i64,
+        until: i64,
+    ) -> Result<EnvironmentChanges, LedgerError> {
+        type Row = (i64, i64, String, String, String, i64, String, i64, Option<String>, bool, bool);
+        let sql = "SELECT d.id, d.application_id, a.instance, a.namespace, a.name, d.history_id, d.revision,
+                          COALESCE(d.finished_at, d.started_at), d.initiated_by, d.automated, d.is_rollback
+                   FROM deployments d JOIN applications a ON a.id = d.application_id
+                   WHERE a.environment_id = $1 AND d.phase = 'Succeeded'
+                     AND COALESCE(d.finished_at, d.started_at) >= $2 AND COALESCE(d.finished_at, d.started_at) < $3
+                   ORDER BY COALESCE(d.finished_at, d.started_at), a.name, d.history_id LIMIT $4";
+        let rows: Vec<Row> = on_pool!(self.pool(), |p| {
+            sqlx::query_as(sql)
+                .bind(environment.id)
+                .bind(since)
+                .bind(until)
+                .bind(DEPLOYMENT_LIMIT + 1)
+                .fetch_all(p)
+                .await?
+        });
+        let mut truncated = rows.len() as i64 > DEPLOYMENT_LIMIT;
+        let mut deployments = Vec::with_capacity(rows.len());
+        let mut entered: BTreeMap<String, FeatureRef> = BTreeMap::new();
+        let mut left: BTreeMap<String, FeatureRef> = BTreeMap::new();
+        let mut pull_requests: BTreeMap<(String, i64), PullRequestRef> = BTreeMap::new();
+        for row in rows.into_iter().take(DEPLOYMENT_LIMIT as usize) {
+            let (
+                id,
+                application_id,
+                instance,
+                namespace,
+                name,
+                history_id,
+                revision,
+                at,
+                initiated_by,
+                automated,
+                is_rollback,
+            ) = row;
+            let previous = self.previous_deployment(application_id, at, history_id).await?;
+            let changes = self.change_set(previous.map(|(id, ..)| id), id).await?;
+            truncated |= changes.truncated;
+            entered.extend(changes.features_entered.iter().map(|f| (f.key.clone(), f.clone())));
+            left.extend(changes.features_left.iter().map(|f| (f.key.clone(), f.clone())));
+            pull_requests.extend(changes.pull_requests_entered.iter().map(|p| ((p.repo.clone(), p.number), p.clone())));
+            deployments.push(DeploymentChange {
+                application: ApplicationRef { instance, namespace, name },
+                history_id,
+                revision,
+                deployed_at: format_rfc3339(at),
+                initiated_by,
+                automated,
+                is_rollback,
+                changes,
+            });
+        }
+        Ok(EnvironmentChanges {
+            environment: environment.name.clone(),
+            since: format_rfc3339(since),
+            until: format_rfc3339(until),
+            deployments,
+            features_entered: entered.into_values().collect(),
+            pull_requests_entered: pull_requests.into_values().collect(),
+            features_left: left.into_values().collect(),
+            truncated,
+        })
+    }
+
+    /// The features each environment runs now and the other does not.
+    pub async fn compare_environments(
+        &self,
+        from: &EnvironmentId,
+        to: &EnvironmentId,
+    ) -> Result<Comparison, LedgerError> {
+        let (only_in_from, pull_requests_only_in_from, cut_from) = self.features_missing(from.id, to.id).await?;
+        let (only_in_to, pull_requests_only_in_to, cut_to) = self.features_missing(to.id, from.id).await?;
+        Ok(Comparison {
+            from: from.name.clone(),
+            to: to.name.clone(),
+            only_in_from,
+            only_in_to,
+            pull_requests_only_in_from,
+            pull_requests_only_in_to,
+            truncated: cut_from || cut_to,
+        })
+    }
+
+    /// For each application of the environment that runs the target now: the
+    /// deployment to return to (the last one before the first that carried it) and
+    /// what would leave with it.
+    pub async fn rollback_plan(&self, environment: &EnvironmentId, target: &Target) -> Result<RollbackPlan, PlanError> {
+        let presence = self.presence(target).await?;
+        let in_environment: Vec<_> =
+            presence.into_iter().filter(|p| p.environment.as_deref() == Some(environment.name.as_str())).collect();
+        if in_environment.is_empty() {
+            return Err(PlanError::NeverReached);
+        }
+        let mut applications = Vec::new();
+        for presence in in_environment {
+            let app = &presence.application;
+            type AppRow = (i64, bool, Option<i64>);
+            let (application_id, automated_sync, current): AppRow = on_pool!(self.pool(), |p| {
+                sqlx::query_as(
+                    "SELECT id, automated_sync, current_deployment_id FROM applications
+                     WHERE instance = $1 AND namespace = $2 AND name = $3",
+                )
+                .bind(&app.instance)
+                .bind(&app.namespace)
+                .bind(&app.name)
+                .fetch_one(p)
+                .await?
+            });
+            let first: (i64, String, i64) = on_pool!(self.pool(), |p| {
+                sqlx::query_as(
+                    "SELECT id, revision, COALESCE(finished_at, started_at) FROM deployments
+                     WHERE application_id = $1 AND history_id = $2",
+                )
+                .bind(application_id)
+                .bind(presence.first_history_id)
+                .fetch_one(p)
+                .await?
+            });
+            let first_carrying = DeploymentRef {
+                history_id: presence.first_history_id,
+                revision: first.1,
+                deployed_at: format_rfc3339(first.2),
+            };
+            let previous = self.previous_deployment(application_id, first.2, presence.first_history_id).await?;
+            let mut step = RollbackStep {
+                application: app.clone(),
+                action: String::new(),
+                reason: String::new(),
+                first_carrying,
+                return_to: previous.as_ref().map(|(_, history_id, revision, at)| DeploymentRef {
+                    history_id: *history_id,
+                    revision: revision.clone(),
+                    deployed_at: format_rfc3339(*at),
+                }),
+                automated_sync,
+                features_leaving: Vec::new(),
+                pull_requests_leaving: Vec::new(),
+                truncated: false,
+            };
+            match (&previous, presence.present_now, current) {
+                (_, false, _) | (_, _, None) => {
+                    step.action = "none".into();
+                    step.reason = format!("{} does not run {target} now", app.name);
+                }
+                (None, true, _) => {
+                    step.action = "impossible".into();
+                    step.reason = format!(
+                        "{target} came with {}'s first recorded deployment (history {}); there is nothing before it",
+                        app.name, presence.first_history_id
+                    );
+                }
+                (Some((previous_id, history_id, ..)), true, Some(current)) => {
+                    let changes = self.change_set(Some(*previous_id), current).await?;
+                    step.action = "rollback".into();
+                    step.reason = if automated_sync {
+                        format!(
+                            "return to history {history_id}; automated sync is on, and Argo CD refuses a rollback \
+                             until it is turned off"
+                        )
+                    } else {
+                        format!("return to history {history_id}")
+                    };
+                    // What `current` has and `previous` lacks is what leaves.
+                    step.features_leaving = changes.features_entered;
+                    step.pull_requests_leaving = changes.pull_requests_entered;
+                    step.truncated = changes.truncated;
+                }
+            }
+            applications.push(step);
+        }
+        Ok(RollbackPlan { environment: environment.name.clone(), target: target.to_string(), applications })
+    }
+
+    /// Commits to manifests repositories in `[since, until)` (committer time, ms) that
+    /// touched the source paths of the environment's applications.
+    pub async fn manifest_commits(
+        &self,
+        environment: &EnvironmentId,
+        since: i64,
+        until: i64,
+    ) -> Result<ManifestChanges, LedgerError> {
+        let apps: Vec<(String, String, String, String)> = on_pool!(self.pool(), |p| {
+            sqlx::query_as(
+                "SELECT instance, namespace, name, sources FROM applications
+                 WHERE environment_id = $1 AND deleted_at IS NULL ORDER BY name",
+            )
+            .bind(environment.id)
+            .fetch_all(p)
+            .await?
+        });
+        let repositories: Vec<(i64, String)> = on_pool!(self.pool(), |p| {
+            sqlx::query_as("SELECT id, url FROM repositories WHERE kind = 'manifests'").fetch_all(p).await?
+        });
+        // (repository id, source path) → the applications reading it.
+        let mut watched: BTreeMap<(i64, String), Vec<ApplicationRef>> = BTreeMap::new();
+        for (instance, namespace, name, sources) in apps {
+            let sources: Vec<serde_json::Value> = serde_json::from_str(&sources).unwrap_or_default();
+            for source in sources {
+                let url = source.get("repoURL").and_then(|v| v.as_str()).unwrap_or_default();
+                let path = source.get("path").and_then(|v| v.as_str()).unwrap_or_default();
+                let normalised = normalise_git_url(url);
+                for (id, _) in repositories.iter().filter(|(_, u)| normalise_git_url(u) == normalised) {
+                    let app =
+                        ApplicationRef { instance: instance.clone(), namespace: namespace.clone(), name: name.clone() };
+                    watched.entry((*id, path.to_string())).or_default().push(app);
+                }
+            }
+        }
+        let repository_ids: std::collections::BTreeSet<i64> = watched.keys().map(|(id, _)| *id).collect();
+        type Row = (String, String, String, String, i64, i64, String, String, i64, i64, String, bool, Option<String>);
+        let mut by_sha: BTreeMap<(i64, String), ManifestCommit> = BTreeMap::new();
+        for repository_id in repository_ids {
+            let rows: Vec<(i64, Row)> = on_pool!(self.pool(), |p| {
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT r.name, c.sha, c.author_name, c.author_email, c.authored_at, c.author_offset_minutes,
+                            c.committer_name, c.committer_email, c.committed_at, c.committer_offset_minutes,
+                            c.message, c.reachable, cp.path
+                     FROM commits c JOIN repositories r ON r.id = c.repository_id
+                     LEFT JOIN commit_paths cp ON cp.repository_id = c.repository_id AND cp.sha = c.sha
+                     WHERE c.repository_id = $1 AND c.committed_at >= $2 AND c.committed_at < $3
+                     ORDER BY c.committed_at DESC, c.sha",
+                )
+                .bind(repository_id)
+                .bind(since)
+                .bind(until)
+                .fetch_all(p)
+                .await?;
+                rows.into_iter().map(|row| (repository_id, row)).collect()
+            });
+            for (repository_id, row) in rows {
+                let (repo, sha, an, ae, at, ao, cn, ce, ct, co, message, reachable, path) = row;
+                let Some(path) = path else { continue };
+                let touched: Vec<ApplicationRef> = watched
+                    .iter()
+                    .filter(|((id, source_path), _)| *id == repository_id && under(&path, source_path))
+                    .flat_map(|(_, apps)| apps.iter().cloned())
+                    .collect();
+                if touched.is_empty() {
+                    continue;
+                }
+                let entry = by_sha.entry((ct, sha.clone())).or_insert_with(|| ManifestCommit {
+                    commit: CommitSummary {
+                        repo,
+                        sha,
+                        subject: message.lines().next().unwrap_or_default().to_string(),
+                        author: Signature { name: an, email: ae, at: format_rfc3339(at), offset_minutes: ao },
+                        committer: Signature { name: cn, email: ce, at: format_rfc3339(ct), offset_minutes: co },
+                        reachable,
+                    },
+                    applications: Vec::new(),
+                    paths: Vec::new(),
+                });
+                entry.paths.push(path);
+                for app in touched {
+                    if !entry.applications.contains(&app) {
+                        entry.applications.push(app);
+                    }
+                }
+            }
+        }
+        let commits: Vec<ManifestCommit> = by_sha.into_values().rev().collect();
+        let mut people: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for commit in &commits {
+            *people
+                .entry((commit.commit.committer.name.clone(), commit.commit.committer.email.clone()))
+                .or_default() += 1;
+        }
+        let mut people: Vec<ManifestAuthor> =
+            people.into_iter().map(|((name, email), commits)| ManifestAuthor { name, email, commits }).collect();
+        people.sort_by(|a, b| b.commits.cmp(&a.commits).then_with(|| a.name.cmp(&b.name)));
+        Ok(ManifestChanges {
+            environment: environment.name.clone(),
+            since: format_rfc3339(since),
+            until: format_rfc3339(until),
+            people,
+            commits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_urls_compare_by_host_and_path() {
+        let same = [
+            "https://git.example/Acme/deploy.git",
+            "git@git.example:acme/deploy",
+            "ssh://git@git.example/acme/deploy/",
+            "https://git.example/acme/deploy",
+        ];
+        for url in same {
+            assert_eq!(normalise_git_url(url), "git.example/acme/deploy", "{url}");
+        }
+        assert_eq!(normalise_git_url("/srv/git/deploy"), "/srv/git/deploy");
+        assert_eq!(normalise_git_url("file:///srv/git/deploy.git"), "/srv/git/deploy");
+    }
+
+    #[test]
+    fn paths_lie_under_a_source_path_by_whole_segments() {
+        assert!(under("envs/prod/shop/values.yaml", "envs/prod"));
+        assert!(under("envs/prod/shop/values.yaml", "envs/prod/"));
+        assert!(!under("envs/production/values.yaml", "envs/prod"));
+        assert!(under("anything", ""));
+        assert!(under("anything", "."));
+    }
+}

@@ -1,0 +1,238 @@
+//! Presence by ancestry across a promotion, a rollback, a branch build and a force-push,
+//! on a real repository ingested by `landfall ingest`; on SQLite and PostgreSQL.
+
+use landfall_server::ledger::presence::Target;
+use landfall_server::ledger::questions::PlanError;
+use landfall_server::ledger::{
+    ApplicationFact, BuildFact, DeploymentFact, EnvironmentFact, ImageRef, Ledger, ResourceFact,
+};
+use landfall_tests::git::{commit, git, make_history};
+use landfall_tests::{TestDatabase, all_databases, run};
+
+const HOUR: i64 = 3_600_000;
+const T: i64 = 1_800_000_000_000;
+
+fn image(tag: &str) -> ImageRef {
+    ImageRef { repository: "ghcr.io/acme/shop".into(), tag: tag.into() }
+}
+
+fn ingest(work: &std::path::Path, database: &TestDatabase, repo: &std::path::Path) {
+    let config = work.join("landfall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{}\"\ndata_dir = \"{}\"\n[features]\nprojects = [\"SHOP\", \"PAY\"]\n\n\
+             [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\nbranches = [\"main\", \"preview\"]\n",
+            database.url.expose(),
+            work.join("data").display(),
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let output = run(work, &["ingest", "--config", config.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+async fn build(ledger: &Ledger, tag: &str, sha: &str) {
+    let fact = BuildFact {
+        image: image(tag),
+        digest: format!("sha256:{}", format!("{tag:0>4}").repeat(16)),
+        repository: "shop-api".into(),
+        commit_sha: sha.into(),
+        ci_system: Some("github-actions".into()),
+        run_id: Some(format!("run-{tag}")),
+        built_at: T,
+        ..BuildFact::default()
+    };
+    ledger.record_build(&fact).await.unwrap();
+}
+
+async fn deploy(ledger: &Ledger, app: &str, history_id: i64, tags: (&str, &str), at: i64) {
+    let fact = DeploymentFact {
+        instance: "main".into(),
+        namespace: "argocd".into(),
+        application: app.into(),
+        history_id,
+        revision: format!("rev-{history_id}"),
+        started_at: at - 60_000,
+        finished_at: Some(at),
+        phase: "Succeeded".into(),
+        is_rollback: app == "shop-production" && history_id == 3,
+        images_before: if tags.0.is_empty() { vec![] } else { vec![image(tags.0)] },
+        images_after: vec![image(tags.1)],
+        ..DeploymentFact::default()
+    };
+    ledger.record_deployment(&fact).await.unwrap();
+}
+
+fn keys(features: &[landfall_server::ledger::cards::FeatureRef]) -> Vec<&str> {
+    features.iter().map(|f| f.key.as_str()).collect()
+}
+
+async fn present(ledger: &Ledger, key: &str) -> Vec<(String, bool, String)> {
+    let presence = ledger.presence(&Target::Feature(key.into())).await.unwrap();
+    presence.into_iter().map(|p| (p.application.name, p.present_now, p.first_deployed_at)).collect()
+}
+
+fn at(hours: i64) -> String {
+    landfall_server::timefmt::format_rfc3339(T + hours * HOUR)
+}
+
+async fn story(backend: &str, database: TestDatabase) {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("shop-api");
+    std::fs::create_dir(&repo).unwrap();
+    make_history(&repo);
+    let c1 = git(&repo, &["rev-parse", "HEAD~4"]);
+    let merge = git(&repo, &["rev-parse", "HEAD~3"]);
+    let squash = git(&repo, &["rev-parse", "HEAD~2"]);
+    // A preview build from a branch that was never merged.
+    git(&repo, &["checkout", "--quiet", "-b", "preview", &merge]);
+    let preview = commit(&repo, "preview.txt", b"SHOP-9 preview of the new basket\n");
+    git(&repo, &["checkout", "--quiet", "main"]);
+    ingest(work.path(), &database, &repo);
+
+    let ledger = Ledger::open(&database.url).await.unwrap();
+    for (name, rank) in [("staging", 30), ("production", 40)] {
+        let fact = EnvironmentFact { name: name.into(), rank, match_rules: serde_json::json!({}) };
+        ledger.upsert_environment(&fact).await.unwrap();
+    }
+    for (name, environment) in [("shop-staging", "staging"), ("shop-production", "production")] {
+        let fact = ApplicationFact {
+            instance: "main".into(),
+            namespace: "argocd".into(),
+            name: name.into(),
+            project: "shop".into(),
+            environment: Some(environment.into()),
+            service: Some("shop".into()),
+            automated_sync: environment == "staging",
+            observed_at: T,
+            ..ApplicationFact::default()
+        };
+        ledger.upsert_application(&fact).await.unwrap();
+        let deployment = ResourceFact {
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "shop-api".into(),
+            images: vec![image("3")],
+            ..ResourceFact::default()
+        };
+        let service = ResourceFact {
+            kind: "Service".into(),
+            namespace: "shop".into(),
+            name: "shop-api".into(),
+            ..ResourceFact::default()
+        };
+        ledger.replace_resources("main", "argocd", name, T, &[deployment, service]).await.unwrap();
+    }
+    build(&ledger, "1", &c1).await;
+    build(&ledger, "2", &merge).await;
+    // Image 3 is deployed before CI reports its build: the report fills it in later.
+    deploy(&ledger, "shop-staging", 1, ("", "1"), T + HOUR).await;
+    deploy(&ledger, "shop-production", 1, ("", "1"), T + 2 * HOUR).await;
+    deploy(&ledger, "shop-staging", 2, ("1", "2"), T + 3 * HOUR).await;
+    deploy(&ledger, "shop-staging", 3, ("2", "3"), T + 4 * HOUR).await;
+    build(&ledger, "3", &squash).await;
+    // Promotion of 3 to production, then a rollback to 2.
+    deploy(&ledger, "shop-production", 2, ("1", "3"), T + 5 * HOUR).await;
+    deploy(&ledger, "shop-production", 3, ("3", "2"), T + 6 * HOUR).await;
+
+    assert_eq!(
+        present(&ledger, "SHOP-2").await,
+        [("shop-staging".into(), true, at(3)), ("shop-production".into(), true, at(5))],
+        "{backend}: SHOP-2 came with the merge and stayed through the rollback"
+    );
+    assert_eq!(
+        present(&ledger, "SHOP-3").await,
+        [("shop-staging".into(), true, at(4)), ("shop-production".into(), false, at(5))],
+        "{backend}: the rollback took SHOP-3 out of production"
+    );
+    assert_eq!(present(&ledger, "SHOP-1").await.len(), 2, "{backend}");
+    assert!(present(&ledger, "SHOP-4").await.is_empty(), "{backend}: never deployed");
+
+    // What each deployment changed.
+    let production = ledger.environment("Production").await.unwrap().expect("case-insensitive lookup");
+    let staging = ledger.environment("staging").await.unwrap().unwrap();
+    let changes = ledger.environment_changes(&production, T, T + 7 * HOUR).await.unwrap();
+    let history: Vec<i64> = changes.deployments.iter().map(|d| d.history_id).collect();
+    assert_eq!(history, [1, 2, 3], "{backend}");
+    assert!(changes.deployments[0].changes.initial, "{backend}");
+    let promotion = &changes.deployments[1].changes;
+    assert_eq!(keys(&promotion.features_entered), ["SHOP-2", "SHOP-3"], "{backend}");
+    let prs: Vec<i64> = promotion.pull_requests_entered.iter().map(|p| p.number).collect();
+    assert_eq!(prs, [12, 13], "{backend}");
+    assert_eq!(promotion.images[0].tag, "3", "{backend}");
+    assert_eq!(promotion.images[0].previous_tag.as_deref(), Some("1"), "{backend}");
+    assert_eq!(promotion.pipelines, ["github-actions run-3"], "{backend}");
+    assert_eq!(promotion.resources, ["Deployment shop/shop-api"], "{backend}");
+    assert_eq!(promotion.committers, ["Bob Example <bob@example.com>"], "{backend}");
+    let rollback = &changes.deployments[2].changes;
+    assert!(rollback.features_entered.is_empty(), "{backend}");
+    assert_eq!(keys(&rollback.features_left), ["SHOP-3"], "{backend}");
+    assert_eq!(keys(&changes.features_left), ["SHOP-3"], "{backend}");
+    let window = ledger.environment_changes(&staging, T + 3 * HOUR, T + 4 * HOUR).await.unwrap();
+    assert_eq!(keys(&window.features_entered), ["SHOP-2"], "{backend}: the window is half-open");
+
+    // Staging is ahead of production by SHOP-3.
+    let comparison = ledger.compare_environments(&staging, &production).await.unwrap();
+    assert_eq!(keys(&comparison.only_in_from), ["SHOP-3"], "{backend}");
+    assert!(comparison.only_in_to.is_empty(), "{backend}");
+
+    // Rolling staging back to just before SHOP-2: return to history 1; SHOP-2 and SHOP-3 leave.
+    let plan = ledger.rollback_plan(&staging, &Target::Feature("SHOP-2".into())).await.unwrap();
+    let step = &plan.applications[0];
+    assert_eq!((step.action.as_str(), step.return_to.as_ref().map(|d| d.history_id)), ("rollback", Some(1)));
+    assert_eq!(keys(&step.features_leaving), ["SHOP-2", "SHOP-3"], "{backend}");
+    assert!(step.automated_sync && step.reason.contains("automated sync"), "{backend}: {}", step.reason);
+    let plan = ledger.rollback_plan(&production, &Target::Feature("SHOP-3".into())).await.unwrap();
+    assert_eq!(plan.applications[0].action, "none", "{backend}: production no longer runs SHOP-3");
+    let plan = ledger.rollback_plan(&staging, &Target::Feature("SHOP-1".into())).await.unwrap();
+    assert_eq!(plan.applications[0].action, "impossible", "{backend}");
+    let plan = ledger.rollback_plan(&staging, &Target::PullRequest { repo: "shop-api".into(), number: 13 }).await;
+    assert_eq!(plan.unwrap().applications[0].return_to.as_ref().map(|d| d.history_id), Some(2), "{backend}");
+    assert!(
+        matches!(ledger.rollback_plan(&staging, &Target::Feature("SHOP-4".into())).await, Err(PlanError::NeverReached)),
+        "{backend}"
+    );
+
+    // A preview build from an unmerged branch carries its own commit, not SHOP-3.
+    build(&ledger, "9", &preview).await;
+    deploy(&ledger, "shop-staging", 4, ("3", "9"), T + 7 * HOUR).await;
+    assert_eq!(present(&ledger, "SHOP-9").await, [("shop-staging".into(), true, at(7))], "{backend}");
+    let now: Vec<_> = present(&ledger, "SHOP-3").await.into_iter().map(|(app, now, _)| (app, now)).collect();
+    assert_eq!(now, [("shop-staging".into(), false), ("shop-production".into(), false)], "{backend}");
+    let preview_changes = ledger.environment_changes(&staging, T + 7 * HOUR, T + 8 * HOUR).await.unwrap();
+    let change = &preview_changes.deployments[0].changes;
+    assert_eq!((keys(&change.features_entered), keys(&change.features_left)), (vec!["SHOP-9"], vec!["SHOP-3"]));
+
+    // The commit card says where a commit runs now; the feature card per environment.
+    let card = ledger.feature_card("SHOP-2").await.unwrap().unwrap();
+    let environments: Vec<_> = card.environments.iter().map(|e| (e.environment.as_str(), e.present_now)).collect();
+    assert_eq!(environments, [("staging", true), ("production", true)], "{backend}");
+    assert_eq!(card.services, ["shop"], "{backend}");
+    assert!(card.resources.iter().any(|r| r.kind == "Service"), "{backend}");
+
+    // Main is force-pushed: the tip commit (SHOP-4) is replaced by SHOP-6. Numbers are
+    // recomputed; what runs keeps its features, the rewritten commit is not carried.
+    git(&repo, &["reset", "--quiet", "--hard", "HEAD~1"]);
+    let replacement = commit(&repo, "six.txt", b"SHOP-6 replaces the big one\n");
+    ingest(work.path(), &database, &repo);
+    build(&ledger, "6", &replacement).await;
+    deploy(&ledger, "shop-production", 4, ("2", "6"), T + 8 * HOUR).await;
+    let now: Vec<_> = present(&ledger, "SHOP-3").await.into_iter().map(|(app, now, _)| (app, now)).collect();
+    assert_eq!(now, [("shop-staging".into(), false), ("shop-production".into(), true)], "{backend}");
+    assert!(present(&ledger, "SHOP-4").await.is_empty(), "{backend}");
+    assert_eq!(present(&ledger, "SHOP-6").await.len(), 1, "{backend}");
+    let card = ledger.commit_card("shop-api", &squash[..10]).await.unwrap();
+    let landfall_server::ledger::cards::ShaMatch::One(card) = card else { panic!("{backend}: commit card") };
+    let deployed: Vec<_> = card.deployed_now.iter().map(|p| p.application.name.as_str()).collect();
+    assert_eq!(deployed, ["shop-production"], "{backend}");
+    ledger.close().await;
+}
+
+#[tokio::test]
+async fn presence_follows_ancestry_through_promotion_and_rollback() {
+    for (backend, database) in all_databases().await {
+        story(backend, database).await;
+    }
+}
