@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 mod health;
 mod metrics;
+mod questions;
 mod reports;
 mod ui;
 
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(reports::router())
         .merge(api::router())
+        .merge(questions::router())
         .merge(ui::router(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

@@ -133,10 +133,14 @@ async fn the_openapi_document_lists_what_the_server_serves() {
         paths,
         [
             "/api/v1/commits/{repo}/{sha}",
+            "/api/v1/environments/compare",
+            "/api/v1/environments/{env}/changes",
             "/api/v1/features/{key}",
+            "/api/v1/manifests/commits",
             "/api/v1/pull-requests/{repo}/{number}",
             "/api/v1/reports/builds",
-            "/api/v1/reports/pipelines"
+            "/api/v1/reports/pipelines",
+            "/api/v1/rollback-plans"
         ]
     );
     assert!(document["components"]["securitySchemes"]["bearer"].is_object(), "{document}");

@@ -7,7 +7,8 @@ use landfall_server::ledger::{
     ApplicationFact, BuildFact, DeploymentFact, EnvironmentFact, ImageRef, Ledger, ResourceFact,
 };
 use landfall_tests::git::{commit, git, make_history};
-use landfall_tests::{TestDatabase, all_databases, run};
+use landfall_tests::{Server, TestDatabase, all_databases, run};
+use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
 const T: i64 = 1_800_000_000_000;
@@ -22,10 +23,12 @@ fn ingest(work: &std::path::Path, database: &TestDatabase, repo: &std::path::Pat
         &config,
         format!(
             "database_url = \"{}\"\ndata_dir = \"{}\"\n[features]\nprojects = [\"SHOP\", \"PAY\"]\n\n\
-             [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\nbranches = [\"main\", \"preview\"]\n",
+             [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\nbranches = [\"main\", \"preview\"]\n\n\
+             [[repository]]\nname = \"gitops\"\nurl = \"{}\"\nkind = \"manifests\"\n",
             database.url.expose(),
             work.join("data").display(),
-            repo.display()
+            repo.display(),
+            work.join("gitops").display(),
         ),
     )
     .unwrap();
@@ -90,6 +93,14 @@ async fn story(backend: &str, database: TestDatabase) {
     git(&repo, &["checkout", "--quiet", "-b", "preview", &merge]);
     let preview = commit(&repo, "preview.txt", b"SHOP-9 preview of the new basket\n");
     git(&repo, &["checkout", "--quiet", "main"]);
+    // The GitOps repository: one change to each environment's folder.
+    let gitops = work.path().join("gitops");
+    std::fs::create_dir(&gitops).unwrap();
+    git(&gitops, &["init", "--quiet", "--initial-branch=main"]);
+    for environment in ["staging", "production"] {
+        std::fs::create_dir_all(gitops.join("envs").join(environment)).unwrap();
+        commit(&gitops, &format!("envs/{environment}/values.yaml"), format!("Bump {environment}\n").as_bytes());
+    }
     ingest(work.path(), &database, &repo);
 
     let ledger = Ledger::open(&database.url).await.unwrap();
@@ -106,6 +117,10 @@ async fn story(backend: &str, database: TestDatabase) {
             environment: Some(environment.into()),
             service: Some("shop".into()),
             automated_sync: environment == "staging",
+            sources: serde_json::json!([{
+                "repoURL": work.path().join("gitops").display().to_string(),
+                "path": format!("envs/{environment}"),
+            }]),
             observed_at: T,
             ..ApplicationFact::default()
         };
@@ -228,6 +243,81 @@ async fn story(backend: &str, database: TestDatabase) {
     let deployed: Vec<_> = card.deployed_now.iter().map(|p| p.application.name.as_str()).collect();
     assert_eq!(deployed, ["shop-production"], "{backend}");
     ledger.close().await;
+    endpoints(backend, &database).await;
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    let response = reqwest::get(server.url(path)).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new().post(server.url(path)).json(&body).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// The same answers over REST, and the errors a caller can make.
+async fn endpoints(backend: &str, database: &TestDatabase) {
+    let server = Server::start(&["--database-url", database.url.expose()]);
+    let window = format!("since={}&until={}", at(0), at(7));
+    let (status, body) = get(&server, &format!("/api/v1/environments/production/changes?{window}")).await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    assert_eq!(body["deployments"].as_array().unwrap().len(), 3, "{backend}");
+    assert_eq!(body["features_left"][0]["key"], "SHOP-3", "{backend}");
+    assert_eq!(body["deployments"][1]["changes"]["pull_requests_entered"][1]["number"], 13, "{backend}");
+
+    let (status, body) = get(&server, "/api/v1/environments/compare?from=staging&to=production").await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    assert_eq!(body["only_in_from"][0]["key"], "SHOP-9", "{backend}: staging runs the preview");
+    let only_in_production: Vec<&str> =
+        body["only_in_to"].as_array().unwrap().iter().filter_map(|f| f["key"].as_str()).collect();
+    assert_eq!(only_in_production, ["PAY-7", "SHOP-3", "SHOP-6"], "{backend}: production runs the new main");
+
+    let (status, body) = get(&server, "/api/v1/features/SHOP-3").await;
+    assert_eq!(status, 200, "{backend}");
+    assert_eq!(body["environments"][0]["environment"], "staging", "{backend}");
+    assert_eq!(body["environments"][0]["present_now"], false, "{backend}");
+    assert_eq!(body["environments"][1]["present_now"], true, "{backend}");
+
+    let (status, body) =
+        post(&server, "/api/v1/rollback-plans", json!({ "environment": "prod", "feature": "SHOP-3" })).await;
+    assert_eq!(status, 404, "{backend}: {body}");
+    assert!(body["error"].as_str().unwrap().contains("known environments: staging, production"), "{backend}: {body}");
+    let (status, body) =
+        post(&server, "/api/v1/rollback-plans", json!({ "environment": "production", "feature": "shop-3" })).await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    assert_eq!(body["applications"][0]["action"], "rollback", "{backend}: {body}");
+    // Back to before SHOP-3 first shipped (history 2), though history 4 brought it again.
+    assert_eq!(body["applications"][0]["return_to"]["history_id"], 1, "{backend}: {body}");
+    assert_eq!(body["applications"][0]["features_leaving"][1]["key"], "SHOP-2", "{backend}: {body}");
+    let pr = json!({ "environment": "staging", "pull_request": { "repo": "shop-api", "number": 13 } });
+    let (status, body) = post(&server, "/api/v1/rollback-plans", pr).await;
+    assert_eq!((status, body["applications"][0]["action"].as_str()), (200, Some("none")), "{backend}: {body}");
+    let (status, body) =
+        post(&server, "/api/v1/rollback-plans", json!({ "environment": "staging", "feature": "SHOP-4" })).await;
+    assert_eq!(status, 404, "{backend}: {body}");
+    assert!(body["error"].as_str().unwrap().contains("never reached staging"), "{backend}: {body}");
+    let both =
+        json!({ "environment": "staging", "feature": "SHOP-2", "commit": { "repo": "shop-api", "sha": "abcd" } });
+    assert_eq!(post(&server, "/api/v1/rollback-plans", both).await.0, 400, "{backend}");
+
+    let (status, body) = get(&server, "/api/v1/environments/staging/changes?since=yesterday").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("since")), "{backend}: {body}");
+    let (status, body) = get(&server, "/api/v1/environments/narnia/changes").await;
+    assert_eq!(status, 404, "{backend}: {body}");
+    let (status, body) = get(&server, "/api/v1/environments/compare?from=staging").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("to")), "{backend}: {body}");
+    let (status, body) = get(&server, "/api/v1/manifests/commits?env=staging").await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    assert_eq!(body["commits"], json!([]), "{backend}: nothing changed in the last 7 days");
+    let (status, body) =
+        get(&server, "/api/v1/manifests/commits?env=production&since=2024-01-02&until=2024-01-03").await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    assert_eq!(body["people"], json!([{ "name": "Bob Example", "email": "bob@example.com", "commits": 1 }]));
+    assert_eq!(body["commits"][0]["subject"], "Bump production", "{backend}: {body}");
+    assert_eq!(body["commits"][0]["paths"], json!(["envs/production/values.yaml"]), "{backend}");
+    assert_eq!(body["commits"][0]["applications"][0]["name"], "shop-production", "{backend}");
+    assert_eq!(body["commits"].as_array().unwrap().len(), 1, "{backend}: staging's change is not production's");
 }
 
 #[tokio::test]

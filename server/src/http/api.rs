@@ -16,7 +16,17 @@ use crate::ledger::cards::{CommitCard, FeatureCard, PullRequestCard, ShaMatch};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Landfall", description = "What shipped where, as features and pull requests."),
-    paths(pull_request, commit, feature, super::reports::builds, super::reports::pipelines,),
+    paths(
+        pull_request,
+        commit,
+        feature,
+        super::questions::changes,
+        super::questions::compare,
+        super::questions::manifest_commits,
+        super::questions::rollback_plan,
+        super::reports::builds,
+        super::reports::pipelines,
+    ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme)
 )]

@@ -16,6 +16,9 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     BadRequest(String),
+    /// A malformed query or path parameter, by name.
+    #[error("`{field}` {message}")]
+    BadParameter { field: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -54,6 +57,9 @@ impl IntoResponse for ApiError {
         let (status, body) = match &self {
             ApiError::Unauthorized(message) => (StatusCode::UNAUTHORIZED, json!({ "error": message })),
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, json!({ "error": message })),
+            ApiError::BadParameter { field, .. } => {
+                (StatusCode::BAD_REQUEST, json!({ "error": self.to_string(), "field": field }))
+            }
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, json!({ "error": message })),
             ApiError::PayloadTooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": message })),
             ApiError::Invalid(error) => {

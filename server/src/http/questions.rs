@@ -1,0 +1,276 @@
+//! The environment questions over REST: what entered an environment, what one has that
+//! another lacks, who changed its manifests, and rollback plans (a preview only).
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::api::ErrorBody;
+use super::error::ApiError;
+use crate::ledger::Ledger;
+use crate::ledger::presence::Target;
+use crate::ledger::questions::{
+    Comparison, EnvironmentChanges, EnvironmentId, ManifestChanges, PlanError, RollbackPlan,
+};
+use crate::timefmt::parse_rfc3339;
+
+/// The window a `since` / `until` pair leaves open by default: the last seven days.
+const DEFAULT_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/environments/compare", get(compare))
+        .route("/api/v1/environments/{env}/changes", get(changes))
+        .route("/api/v1/manifests/commits", get(manifest_commits))
+        .route("/api/v1/rollback-plans", post(rollback_plan))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn query_error(rejection: QueryRejection) -> ApiError {
+    ApiError::BadRequest(format!("{}; see /api/v1/openapi.json for the parameters", rejection.body_text()))
+}
+
+/// `since` and `until` as RFC 3339 times (or dates), `until` after `since`.
+fn window(since: Option<&str>, until: Option<&str>) -> Result<(i64, i64), ApiError> {
+    let parse = |field: &'static str, text: &str| {
+        let text = text.trim();
+        let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_string() };
+        parse_rfc3339(&full).ok_or_else(|| ApiError::BadParameter {
+            field,
+            message: format!(
+                "is `{text}`; an RFC 3339 time such as 2026-11-27T09:00:00Z or a date such as 2026-11-27 is accepted"
+            ),
+        })
+    };
+    let until = match until {
+        Some(text) => parse("until", text)?,
+        None => now_ms(),
+    };
+    let since = match since {
+        Some(text) => parse("since", text)?,
+        None => until - DEFAULT_WINDOW_MS,
+    };
+    if since >= until {
+        return Err(ApiError::BadParameter { field: "since", message: "must be before `until`".into() });
+    }
+    Ok((since, until))
+}
+
+/// An environment by name, or a 404 that lists the known ones.
+pub(crate) async fn environment(ledger: &Ledger, name: &str) -> Result<EnvironmentId, ApiError> {
+    if let Some(environment) = ledger.environment(name).await? {
+        return Ok(environment);
+    }
+    let known = ledger.environment_names().await?;
+    let known = if known.is_empty() { "none yet".to_string() } else { known.join(", ") };
+    Err(ApiError::NotFound(format!("environment `{name}` is not in the ledger; known environments: {known}")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct WindowQuery {
+    /// Start of the window (inclusive), RFC 3339 or a date; default: 7 days before `until`.
+    since: Option<String>,
+    /// End of the window (exclusive), RFC 3339 or a date; default: now.
+    until: Option<String>,
+}
+
+/// The deployments to an environment in a window, and the features and pull requests
+/// that entered (question 7).
+#[utoipa::path(
+    get,
+    path = "/api/v1/environments/{env}/changes",
+    params(("env" = String, Path, description = "Environment name"), WindowQuery),
+    responses(
+        (status = 200, description = "Deployments in the window, oldest first, with what each changed", body = EnvironmentChanges),
+        (status = 400, description = "A malformed parameter", body = ErrorBody),
+        (status = 404, description = "Unknown environment", body = ErrorBody),
+    )
+)]
+async fn changes(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<WindowQuery>, QueryRejection>,
+) -> Result<Json<EnvironmentChanges>, ApiError> {
+    let Path(env) = path.map_err(|r| ApiError::BadRequest(r.body_text()))?;
+    let Query(query) = query.map_err(query_error)?;
+    let (since, until) = window(query.since.as_deref(), query.until.as_deref())?;
+    let environment = environment(&state.ledger, &env).await?;
+    Ok(Json(state.ledger.environment_changes(&environment, since, until).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CompareQuery {
+    /// One environment, e.g. `staging`.
+    from: Option<String>,
+    /// The other, e.g. `production`.
+    to: Option<String>,
+}
+
+/// Features running in one environment now and not in the other, both ways.
+#[utoipa::path(
+    get,
+    path = "/api/v1/environments/compare",
+    params(CompareQuery),
+    responses(
+        (status = 200, description = "What each side has that the other lacks", body = Comparison),
+        (status = 400, description = "A missing or malformed parameter", body = ErrorBody),
+        (status = 404, description = "Unknown environment", body = ErrorBody),
+    )
+)]
+async fn compare(
+    State(state): State<AppState>,
+    query: Result<Query<CompareQuery>, QueryRejection>,
+) -> Result<Json<Comparison>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let missing = |field| ApiError::BadParameter { field, message: "is required: an environment name".into() };
+    let from = query.from.filter(|s| !s.trim().is_empty()).ok_or_else(|| missing("from"))?;
+    let to = query.to.filter(|s| !s.trim().is_empty()).ok_or_else(|| missing("to"))?;
+    let from = environment(&state.ledger, &from).await?;
+    let to = environment(&state.ledger, &to).await?;
+    Ok(Json(state.ledger.compare_environments(&from, &to).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ManifestQuery {
+    /// The environment whose applications' manifests changed.
+    env: Option<String>,
+    /// Start of the window (inclusive), RFC 3339 or a date; default: 7 days before `until`.
+    since: Option<String>,
+    /// End of the window (exclusive), RFC 3339 or a date; default: now.
+    until: Option<String>,
+}
+
+/// Who changed an environment's manifests, with the commits (question 6).
+#[utoipa::path(
+    get,
+    path = "/api/v1/manifests/commits",
+    params(ManifestQuery),
+    responses(
+        (status = 200, description = "Committers and their commits to the environment's source paths", body = ManifestChanges),
+        (status = 400, description = "A missing or malformed parameter", body = ErrorBody),
+        (status = 404, description = "Unknown environment", body = ErrorBody),
+    )
+)]
+async fn manifest_commits(
+    State(state): State<AppState>,
+    query: Result<Query<ManifestQuery>, QueryRejection>,
+) -> Result<Json<ManifestChanges>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let env = query
+        .env
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(ApiError::BadParameter { field: "env", message: "is required: an environment name".into() })?;
+    let (since, until) = window(query.since.as_deref(), query.until.as_deref())?;
+    let environment = environment(&state.ledger, &env).await?;
+    Ok(Json(state.ledger.manifest_commits(&environment, since, until).await?))
+}
+
+/// What to roll back to just before: exactly one of `feature`, `pull_request`, `commit`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Environment name.
+    pub environment: String,
+    /// An issue key, e.g. `SHOP-2167`.
+    pub feature: Option<String>,
+    pub pull_request: Option<PullRequestTarget>,
+    pub commit: Option<CommitTarget>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequestTarget {
+    pub repo: String,
+    pub number: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitTarget {
+    pub repo: String,
+    /// Full id or a unique prefix of at least 4 hexadecimal digits.
+    pub sha: String,
+}
+
+/// Resolves the request's target, checking that the ledger knows it.
+pub(crate) async fn resolve_target(ledger: &Ledger, request: &RollbackRequest) -> Result<Target, ApiError> {
+    let field = |field: &'static str, message: String| ApiError::BadParameter { field, message };
+    match (&request.feature, &request.pull_request, &request.commit) {
+        (Some(key), None, None) => {
+            let target = Target::Feature(key.trim().to_ascii_uppercase());
+            if ledger.target_commits(&target).await?.is_empty() {
+                return Err(ApiError::NotFound(format!("feature {target} has no commits in the ledger")));
+            }
+            Ok(target)
+        }
+        (None, Some(pr), None) => {
+            if pr.number <= 0 {
+                return Err(field("pull_request.number", format!("is {}; a positive whole number", pr.number)));
+            }
+            let target = Target::PullRequest { repo: pr.repo.clone(), number: pr.number };
+            if ledger.target_commits(&target).await?.is_empty() {
+                return Err(ApiError::NotFound(format!("{target} has no merge or squash commit in the ledger")));
+            }
+            Ok(target)
+        }
+        (None, None, Some(commit)) => {
+            let sha = commit.sha.trim().to_ascii_lowercase();
+            if sha.len() < 4 || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(field("commit.sha", format!("is `{sha}`; 4 to 64 hexadecimal digits are accepted")));
+            }
+            match ledger.commit_card(&commit.repo, &sha).await? {
+                crate::ledger::cards::ShaMatch::One(card) => {
+                    Ok(Target::Commit { repo: commit.repo.clone(), sha: card.commit.sha })
+                }
+                crate::ledger::cards::ShaMatch::None => {
+                    Err(ApiError::NotFound(format!("commit {sha} of {} is not in the ledger", commit.repo)))
+                }
+                crate::ledger::cards::ShaMatch::Ambiguous => {
+                    Err(field("commit.sha", format!("prefix {sha} matches several commits; give more digits")))
+                }
+            }
+        }
+        _ => Err(ApiError::BadRequest(
+            "give exactly one of `feature`, `pull_request` ({\"repo\", \"number\"}) or `commit` ({\"repo\", \"sha\"})"
+                .into(),
+        )),
+    }
+}
+
+/// A preview of rolling an environment back to just before a feature, pull request or
+/// commit shipped (question 4). Nothing is executed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rollback-plans",
+    request_body = RollbackRequest,
+    responses(
+        (status = 200, description = "Per application: the deployment to return to and what leaves", body = RollbackPlan),
+        (status = 400, description = "A malformed request", body = ErrorBody),
+        (status = 404, description = "Unknown environment or target, or a target that never reached the environment", body = ErrorBody),
+    )
+)]
+async fn rollback_plan(
+    State(state): State<AppState>,
+    body: Result<Json<RollbackRequest>, JsonRejection>,
+) -> Result<Json<RollbackPlan>, ApiError> {
+    let Json(request) = body?;
+    let environment = environment(&state.ledger, &request.environment).await?;
+    let target = resolve_target(&state.ledger, &request).await?;
+    match state.ledger.rollback_plan(&environment, &target).await {
+        Ok(plan) => Ok(Json(plan)),
+        Err(PlanError::NeverReached) => Err(ApiError::NotFound(format!(
+            "{target} never reached {}: there is nothing to roll back",
+            environment.name
+        ))),
+        Err(PlanError::Ledger(error)) => Err(error.into()),
+    }
+}
