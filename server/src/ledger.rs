@@ -6,7 +6,10 @@
 //! milliseconds, and [`on_pool!`] instantiates each query for the pool in use. Facts
 //! that belong together are written in one transaction.
 
+mod ancestry;
 pub mod cards;
+pub mod presence;
+pub mod questions;
 mod facts;
 mod reads;
 mod repositories;
@@ -23,7 +26,7 @@ use crate::config::{DatabaseKind, DatabaseUrl};
 
 pub use facts::{
     ApplicationFact, BuildFact, CommitFact, DeploymentFact, EnvironmentFact, FeatureFact, ImageRef, PersonTime,
-    PipelineRunFact, PipelineStepFact, PullRequestFact, RepositoryFact, STEP_KINDS,
+    PipelineRunFact, PipelineStepFact, PullRequestFact, RepositoryFact, ResourceFact, STEP_KINDS,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
