@@ -48,6 +48,26 @@ pub enum Command {
     /// GitLab CI or Jenkins put in the job's environment.
     #[command(subcommand)]
     Report(Box<ReportCommand>),
+    /// Ask a question in words, and print the answer
+    ///
+    /// Any of the nine questions, such as `landfall ask "Is SHOP-2356 deployed in
+    /// production now?"` or `landfall ask "Which features entered staging this morning?"`.
+    /// Reads the ledger directly; prints what was understood, a one-line answer and a
+    /// table, or with --json the same JSON as GET /api/v1/ask.
+    Ask(AskArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question, in quotes
+    pub question: String,
+    /// Time zone for phrases such as "this morning": an IANA name (Europe/Paris), an
+    /// offset (+02:00) or UTC [default: this machine's zone]
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Print the API's JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,7 +189,7 @@ impl Cli {
     fn overrides(&self) -> Overrides {
         let serve = match &self.command {
             Command::Serve(args) => Some(args),
-            Command::Migrate | Command::Ingest | Command::Report(_) => None,
+            Command::Migrate | Command::Ingest | Command::Report(_) | Command::Ask(_) => None,
         };
         let server_url = match &self.command {
             Command::Report(report) => match report.as_ref() {
@@ -218,6 +238,7 @@ pub fn main() -> ExitCode {
             Command::Migrate => migrate(settings).await,
             Command::Ingest => ingest(settings).await,
             Command::Report(report) => crate::reports::client::send(&settings, *report).await,
+            Command::Ask(args) => ask(settings, args).await,
         }
     });
     match outcome {
@@ -227,6 +248,31 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
+    let (tz_name, tz) = match &args.tz {
+        Some(name) => {
+            (name.clone(), crate::ask::parse_time_zone(name).map_err(|message| anyhow::anyhow!("--tz: {message}"))?)
+        }
+        None => {
+            let zone = jiff::tz::TimeZone::system();
+            (zone.iana_name().unwrap_or("UTC").to_string(), zone)
+        }
+    };
+    let ledger = Ledger::open(&settings.database()).await?;
+    let vocabulary = crate::answer::vocabulary(&ledger, &settings.features.projects).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let response = crate::answer::answer(&ledger, &vocabulary, &args.question, &tz_name, &tz, now).await?;
+    ledger.close().await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&response)?);
+    } else {
+        print!("{}", crate::answer::render_text(&response));
+    }
+    Ok(())
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {

@@ -29,6 +29,8 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     /// The bearer token CI jobs present to the report API; `None` disables it.
     pub report_token: Option<Arc<str>>,
+    /// `[features] projects`: the issue keys questions may name.
+    pub projects: Arc<[String]>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {

@@ -2,6 +2,7 @@
 //! `main.rs` only calls [`cli::main`], so tests and other binaries reuse all of it.
 
 pub mod ancestry;
+pub mod answer;
 pub mod ask;
 pub mod cli;
 pub mod config;

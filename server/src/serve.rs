@@ -43,7 +43,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if report_token.is_none() {
         tracing::info!(variable = %settings.reports.token_env, "the CI report API is disabled: its token variable is unset");
     }
-    let state = AppState { ledger: ledger.clone(), metrics: Arc::new(HttpMetrics::default()), leptos, report_token };
+    let state = AppState {
+        ledger: ledger.clone(),
+        metrics: Arc::new(HttpMetrics::default()),
+        leptos,
+        report_token,
+        projects: settings.features.projects.clone().into(),
+    };
     let app = http::router(state);
 
     println!("{LISTENING_BANNER} http://{address}");

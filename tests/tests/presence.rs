@@ -4,7 +4,7 @@
 use landfall_server::ledger::presence::Target;
 use landfall_server::ledger::questions::PlanError;
 use landfall_server::ledger::{
-    ApplicationFact, BuildFact, DeploymentFact, EnvironmentFact, ImageRef, Ledger, ResourceFact,
+    ApplicationFact, BuildFact, DeploymentFact, EnvironmentFact, ImageRef, Ledger, PipelineRunFact, ResourceFact,
 };
 use landfall_tests::git::{commit, git, make_history};
 use landfall_tests::{Server, TestDatabase, all_databases, run};
@@ -148,6 +148,17 @@ async fn story(backend: &str, database: TestDatabase) {
     deploy(&ledger, "shop-staging", 2, ("1", "2"), T + 3 * HOUR).await;
     deploy(&ledger, "shop-staging", 3, ("2", "3"), T + 4 * HOUR).await;
     build(&ledger, "3", &squash).await;
+    let pipeline = PipelineRunFact {
+        ci_system: "github-actions".into(),
+        run_id: "run-3".into(),
+        name: "build".into(),
+        status: "success".into(),
+        repository: Some("shop-api".into()),
+        commit_sha: Some(squash.clone()),
+        pull_request_number: Some(13),
+        ..PipelineRunFact::default()
+    };
+    ledger.record_pipeline_run(&pipeline).await.unwrap();
     // Promotion of 3 to production, then a rollback to 2.
     deploy(&ledger, "shop-production", 2, ("1", "3"), T + 5 * HOUR).await;
     deploy(&ledger, "shop-production", 3, ("3", "2"), T + 6 * HOUR).await;
@@ -178,7 +189,7 @@ async fn story(backend: &str, database: TestDatabase) {
     assert_eq!(prs, [12, 13], "{backend}");
     assert_eq!(promotion.images[0].tag, "3", "{backend}");
     assert_eq!(promotion.images[0].previous_tag.as_deref(), Some("1"), "{backend}");
-    assert_eq!(promotion.pipelines, ["github-actions run-3"], "{backend}");
+    assert_eq!(promotion.pipelines, ["github-actions run-3 (build)"], "{backend}");
     assert_eq!(promotion.resources, ["Deployment shop/shop-api"], "{backend}");
     assert_eq!(promotion.committers, ["Bob Example <bob@example.com>"], "{backend}");
     let rollback = &changes.deployments[2].changes;
@@ -318,6 +329,71 @@ async fn endpoints(backend: &str, database: &TestDatabase) {
     assert_eq!(body["commits"][0]["paths"], json!(["envs/production/values.yaml"]), "{backend}");
     assert_eq!(body["commits"][0]["applications"][0]["name"], "shop-production", "{backend}");
     assert_eq!(body["commits"].as_array().unwrap().len(), 1, "{backend}: staging's change is not production's");
+
+    ask(backend, &server, database).await;
+}
+
+/// DESIGN.md's nine questions, in words, through `/api/v1/ask` and `landfall ask`.
+async fn ask(backend: &str, server: &Server, database: &TestDatabase) {
+    let questions = [
+        ("Which feature was implemented by pull request 12?", "pull_requests", "Shop-api#12 implemented SHOP-2."),
+        (
+            "When was issue SHOP-2 deployed in our staging environment?",
+            "presence",
+            "SHOP-2 was first deployed to staging on 2027-01-15 at 11:00 UTC and is there now.",
+        ),
+        ("Is SHOP-3 deployed in prod now?", "presence", "Yes: SHOP-3 is in production now"),
+        ("Roll the staging environment back to just before SHOP-2 shipped", "rollback_plan", "back to history 1"),
+        ("Which pipelines handled PR #13?", "pull_requests", "Shop-api#13: build run-3 (success)."),
+        (
+            "Who pushed to production on 2024-01-02?",
+            "manifest_changes",
+            "Bob Example (1) changed production's manifests",
+        ),
+        ("Which features entered staging between 2027-01-15 and 2027-01-15?", "environment_changes", "SHOP-2"),
+        (
+            "Which container images were rebuilt as a result of merging pull request 13?",
+            "pull_requests",
+            "Shop-api#13 built ghcr.io/acme/shop:3.",
+        ),
+        (
+            "Which Kubernetes services were affected by shop-2?",
+            "feature",
+            "affected the Kubernetes services shop/shop-api",
+        ),
+        ("What is in staging but not in production?", "comparison", "In staging but not in production: SHOP-9."),
+    ];
+    for (question, kind, expected) in questions {
+        let path = format!("/api/v1/ask?q={}&tz=UTC", question.replace(' ', "%20").replace('#', "%23"));
+        let (status, body) = get(server, &path).await;
+        assert_eq!(status, 200, "{backend}: {question}: {body}");
+        assert_eq!(body["answer"]["kind"], kind, "{backend}: {question}: {body}");
+        let summary = body["summary"].as_str().unwrap();
+        assert!(summary.contains(expected), "{backend}: {question}: {summary}");
+    }
+
+    let (status, body) = get(server, "/api/v1/ask?q=Is%20SHOP-2%20deployed%3F").await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    assert!(body["not_understood"]["examples"].as_array().is_some_and(|e| !e.is_empty()), "{backend}: {body}");
+    assert!(body["not_understood"]["understood"].to_string().contains("SHOP-2"), "{backend}: {body}");
+    let (status, body) = get(server, "/api/v1/ask?q=Is%20SHOP-2%20in%20prod%3F&tz=Mars/Olympus").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("tz")), "{backend}: {body}");
+    let (status, body) = get(server, "/api/v1/ask").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("q")), "{backend}: {body}");
+
+    // The command line prints the same answer as a table, or the API's JSON.
+    let dir = tempfile::tempdir().unwrap();
+    let question = "Is SHOP-3 deployed in production now?";
+    let args = ["--database-url", database.url.expose(), "ask", "--tz", "UTC", question];
+    let output = run(dir.path(), &args, &[]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{backend}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("Yes: SHOP-3 is in production now"), "{backend}: {text}");
+    assert!(text.contains("shop-production  production"), "{backend}: a table row: {text}");
+    let output = run(dir.path(), &[&args[..], &["--json"]].concat(), &[]);
+    let json: Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    let (_, api) = get(server, &format!("/api/v1/ask?q={}&tz=UTC", question.replace(' ', "%20"))).await;
+    assert_eq!(json, api, "{backend}: the CLI and the API give the same answer");
 }
 
 #[tokio::test]

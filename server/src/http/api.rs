@@ -24,6 +24,7 @@ use crate::ledger::cards::{CommitCard, FeatureCard, PullRequestCard, ShaMatch};
         super::questions::compare,
         super::questions::manifest_commits,
         super::questions::rollback_plan,
+        super::questions::ask,
         super::reports::builds,
         super::reports::pipelines,
     ),

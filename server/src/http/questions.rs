@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::api::ErrorBody;
 use super::error::ApiError;
+use crate::answer::AskResponse;
 use crate::ledger::Ledger;
 use crate::ledger::presence::Target;
 use crate::ledger::questions::{
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/environments/{env}/changes", get(changes))
         .route("/api/v1/manifests/commits", get(manifest_commits))
         .route("/api/v1/rollback-plans", post(rollback_plan))
+        .route("/api/v1/ask", get(ask))
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -273,4 +275,45 @@ async fn rollback_plan(
         ))),
         Err(PlanError::Ledger(error)) => Err(error.into()),
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AskQuery {
+    /// The question, as typed: "Is SHOP-2356 deployed in production now?"
+    q: Option<String>,
+    /// The asker's time zone for phrases such as "this morning": an IANA name
+    /// (Europe/Paris), an offset (+02:00) or UTC (the default).
+    tz: Option<String>,
+}
+
+/// Answers a question in words: any of DESIGN.md's nine and their variations. The
+/// answer says what was understood; a question it cannot read gets what it recognised
+/// and examples, with status 200.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ask",
+    params(AskQuery),
+    responses(
+        (status = 200, description = "What was understood, and the answer", body = AskResponse),
+        (status = 400, description = "No question, or an unknown time zone", body = ErrorBody),
+    )
+)]
+async fn ask(
+    State(state): State<AppState>,
+    query: Result<Query<AskQuery>, QueryRejection>,
+) -> Result<Json<AskResponse>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let question = query.q.filter(|q| !q.trim().is_empty()).ok_or(ApiError::BadParameter {
+        field: "q",
+        message: "is required: a question such as \"Is SHOP-12 deployed in production now?\"".into(),
+    })?;
+    if question.len() > 1000 {
+        return Err(ApiError::BadParameter { field: "q", message: "is longer than 1000 characters".into() });
+    }
+    let tz_name = query.tz.unwrap_or_default();
+    let tz = crate::ask::parse_time_zone(&tz_name)
+        .map_err(|message| ApiError::BadParameter { field: "tz", message: format!("is not accepted: {message}") })?;
+    let vocabulary = crate::answer::vocabulary(&state.ledger, &state.projects).await?;
+    let response = crate::answer::answer(&state.ledger, &vocabulary, &question, &tz_name, &tz, now_ms()).await?;
+    Ok(Json(response))
 }

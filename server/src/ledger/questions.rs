@@ -189,6 +189,37 @@ impl Ledger {
         Ok(row.map(|(id, name)| EnvironmentId { id, name }))
     }
 
+    /// The project prefixes of the features in the ledger (`SHOP` of `SHOP-12`).
+    pub async fn feature_projects(&self) -> Result<Vec<String>, LedgerError> {
+        let keys: Vec<String> =
+            on_pool!(self.pool(), |p| sqlx::query_scalar("SELECT key FROM features").fetch_all(p).await?);
+        let mut projects: Vec<String> =
+            keys.iter().filter_map(|key| key.rsplit_once('-').map(|(project, _)| project.to_string())).collect();
+        projects.sort();
+        projects.dedup();
+        Ok(projects)
+    }
+
+    /// The repositories that have a pull request with this number.
+    pub async fn repositories_with_pull_request(&self, number: i64) -> Result<Vec<String>, LedgerError> {
+        let sql = "SELECT r.name FROM repositories r WHERE
+                       EXISTS (SELECT 1 FROM pull_requests pr WHERE pr.repository_id = r.id AND pr.number = $1)
+                    OR EXISTS (SELECT 1 FROM commits c WHERE c.repository_id = r.id AND c.pull_request_number = $1)
+                   ORDER BY r.name";
+        let names = on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(number).fetch_all(p).await?);
+        Ok(names)
+    }
+
+    /// Up to two `(repository, sha)` whose sha starts with `prefix`: enough to tell one
+    /// from several.
+    pub async fn commits_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, LedgerError> {
+        let sql = "SELECT r.name, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
+                   WHERE c.sha LIKE $1 ORDER BY r.name, c.sha LIMIT 2";
+        let pattern = format!("{}%", prefix.to_ascii_lowercase().replace(['%', '_'], ""));
+        let rows = on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(&pattern).fetch_all(p).await?);
+        Ok(rows)
+    }
+
     /// Names of every environment, by rank, for messages that list what is accepted.
     pub async fn environment_names(&self) -> Result<Vec<String>, LedgerError> {
         let sql = "SELECT name FROM environments ORDER BY rank, name";
