@@ -22,10 +22,10 @@ use tokio::process::Command;
 
 use crate::config::RepositoryConfig;
 use crate::correlate::{FeatureProjects, pull_request_in};
-use crate::ledger::{CommitFact, Ledger, LedgerError, PersonTime, PullRequestFact, RepositoryFact};
+use crate::ledger::{CommitFact, Ledger, LedgerError, PersonTime, RepositoryFact};
 
 /// Commits stored per ledger transaction.
-const BATCH: usize = 500;
+const BATCH: usize = 5000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -221,17 +221,7 @@ pub async fn sync(
             ledger.record_commits(batch).await?;
             for commit in batch {
                 features.extend(commit.feature_keys.iter().cloned());
-                if let Some(number) = commit.pull_request_number {
-                    pull_requests.insert(number);
-                    let pull_request = PullRequestFact {
-                        repository: config.name.clone(),
-                        number,
-                        merge_commit_sha: Some(commit.sha.clone()),
-                        feature_keys: commit.feature_keys.clone(),
-                        ..PullRequestFact::default()
-                    };
-                    ledger.upsert_pull_request(&pull_request).await?;
-                }
+                pull_requests.extend(commit.pull_request_number);
             }
         }
         report.new_commits = commits.len();

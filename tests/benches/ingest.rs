@@ -8,72 +8,15 @@
 //! LANDFALL_TEST_DATABASE_URL=postgres://... cargo bench -p landfall-tests --bench ingest   # PostgreSQL too
 //! ```
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use landfall_server::config::RepositoryConfig;
 use landfall_server::correlate::FeatureProjects;
 use landfall_server::ledger::Ledger;
 use landfall_tests::TestDatabase;
-
-/// Writes a history of about `commits` commits to the bare repository at `path` with
-/// `git fast-import`: a main line where every tenth commit merges a two-commit branch
-/// (GitHub's merge subject), and the rest are squash merges `Subject (#N)` naming a key.
-fn generate(path: &Path, commits: usize) {
-    let status = Command::new("git").args(["init", "--quiet", "--bare", "--initial-branch=main"]).arg(path).status();
-    assert!(status.unwrap().success());
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(path)
-        .args(["fast-import", "--quiet"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("git fast-import");
-    let mut stdin = std::io::BufWriter::new(child.stdin.take().unwrap());
-    let mut mark = 0;
-    let mut main_tip = 0;
-    let mut pull_request = 0;
-    let time = 1_600_000_000;
-    let write = |stdin: &mut std::io::BufWriter<_>, branch: &str, message: String, parents: &[usize], mark: usize| {
-        let author = mark % 37;
-        writeln!(stdin, "commit refs/heads/{branch}\nmark :{mark}").unwrap();
-        writeln!(stdin, "author Dev {author} <dev{author}@example.com> {} +0100", time + mark).unwrap();
-        writeln!(stdin, "committer Dev {author} <dev{author}@example.com> {} +0100", time + mark).unwrap();
-        writeln!(stdin, "data {}\n{message}", message.len()).unwrap();
-        if let Some(first) = parents.first() {
-            writeln!(stdin, "from :{first}").unwrap();
-        }
-        for parent in parents.iter().skip(1) {
-            writeln!(stdin, "merge :{parent}").unwrap();
-        }
-        writeln!(stdin, "M 644 inline f{}.txt\ndata {}\n{mark}\n", mark % 100, mark.to_string().len() + 1).unwrap();
-    };
-    while mark < commits {
-        let key = mark / 3 % 50_000 + 1;
-        pull_request += 1;
-        let parents: Vec<usize> = if main_tip == 0 { vec![] } else { vec![main_tip] };
-        if pull_request % 10 == 0 && main_tip != 0 {
-            mark += 1;
-            write(&mut stdin, "topic", format!("SHOP-{key}: first step\n"), &[main_tip], mark);
-            mark += 1;
-            write(&mut stdin, "topic", format!("SHOP-{key}: second step\n\nMore detail.\n"), &[mark - 1], mark);
-            mark += 1;
-            let subject = format!("Merge pull request #{pull_request} from acme/SHOP-{key}-work\n\nSHOP-{key}\n");
-            write(&mut stdin, "main", subject, &[main_tip, mark - 1], mark);
-        } else {
-            mark += 1;
-            let message = format!("Change number {mark} (#{pull_request})\n\n* SHOP-{key} part of it\n");
-            write(&mut stdin, "main", message, &parents, mark);
-        }
-        main_tip = mark;
-    }
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
-    let status = Command::new("git").arg("-C").arg(path).args(["update-ref", "-d", "refs/heads/topic"]).status();
-    assert!(status.unwrap().success());
-}
+use landfall_tests::git::generate_history;
 
 fn git_log(path: &Path) -> (Duration, usize) {
     let started = Instant::now();
@@ -166,7 +109,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let work = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    generate(&work.path().join("big.git"), commits);
+    generate_history(&work.path().join("big.git"), commits);
     println!("generated {commits} commits with git fast-import in {:.0} ms", millis(started.elapsed()));
     runtime.block_on(async {
         let mut databases = vec![("sqlite", TestDatabase::sqlite())];

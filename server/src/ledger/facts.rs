@@ -522,7 +522,9 @@ impl Ledger {
         Ok(ids[0])
     }
 
-    /// Records a batch of commits in one transaction: all of them or none.
+    /// Records a batch of commits in one transaction: all of them or none, with the
+    /// pull requests their messages name (as an [`Ledger::upsert_pull_request`] of the
+    /// number, the commit as merge commit and its features would).
     pub async fn record_commits(&self, facts: &[CommitFact]) -> Result<Vec<i64>, LedgerError> {
         for fact in facts {
             let valid_length = fact.sha.len() == 40 || fact.sha.len() == 64;
@@ -645,6 +647,49 @@ impl Ledger {
                 let mut insert = sqlx::QueryBuilder::new("INSERT INTO commit_features (commit_id, feature_id) ");
                 insert.push_values(chunk, |mut row, (commit_id, feature_id)| {
                     row.push_bind(*commit_id).push_bind(*feature_id);
+                });
+                insert.push(" ON CONFLICT DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
+            }
+
+            // The pull requests the commits name (a merge or squash commit each), with
+            // the commit as merge commit and its features; the last commit naming a
+            // number wins, as one upsert per commit in order would.
+            let mut named: HashMap<(i64, i64), &CommitFact> = HashMap::new();
+            for fact in &unique {
+                if let Some(number) = fact.pull_request_number.filter(|n| *n > 0) {
+                    named.insert((repositories[fact.repository.as_str()], number), fact);
+                }
+            }
+            let named: Vec<((i64, i64), &CommitFact)> = named.into_iter().collect();
+            let mut pull_request_ids: HashMap<(i64, i64), i64> = HashMap::new();
+            for chunk in named.chunks(COMMIT_ROWS) {
+                let mut insert =
+                    sqlx::QueryBuilder::new("INSERT INTO pull_requests (repository_id, number, merge_commit_sha) ");
+                insert.push_values(chunk, |mut row, ((repository_id, number), fact)| {
+                    row.push_bind(*repository_id).push_bind(*number).push_bind(fact.sha.to_ascii_lowercase());
+                });
+                insert.push(
+                    " ON CONFLICT (repository_id, number) DO UPDATE SET merge_commit_sha = excluded.merge_commit_sha
+                     RETURNING id, repository_id, number",
+                );
+                let rows: Vec<(i64, i64, i64)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                pull_request_ids.extend(rows.into_iter().map(|(id, repository_id, number)| ((repository_id, number), id)));
+            }
+            let mut pull_request_links: Vec<(i64, i64)> = named
+                .iter()
+                .flat_map(|(key, fact)| {
+                    let id = pull_request_ids[key];
+                    fact.feature_keys.iter().map(move |feature| (id, feature_ids[feature]))
+                })
+                .collect();
+            pull_request_links.sort_unstable();
+            pull_request_links.dedup();
+            for chunk in pull_request_links.chunks(LINK_ROWS) {
+                let mut insert =
+                    sqlx::QueryBuilder::new("INSERT INTO pull_request_features (pull_request_id, feature_id) ");
+                insert.push_values(chunk, |mut row, (pull_request_id, feature_id)| {
+                    row.push_bind(*pull_request_id).push_bind(*feature_id);
                 });
                 insert.push(" ON CONFLICT DO NOTHING");
                 insert.build().execute(&mut *tx).await?;
