@@ -1,6 +1,9 @@
 //! Storing what presence by ancestry needs (see [`crate::ancestry`]): each branch's
 //! landing numbers, where each image's source commit stands, which sources each
-//! deployment left running, and the paths manifests commits touched.
+//! deployment left running, each application's current bases and record highs, and the
+//! paths manifests commits touched.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ancestry::{Landing, SourcePoint, Visit, source_point};
 
@@ -108,10 +111,107 @@ impl Ledger {
                                   AND x.sha = b.commit_sha AND x.ref_name = rr.ref_name))";
         let stale: Vec<(i64, String, String)> =
             on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(repository).fetch_all(p).await?);
+        let mut placed = Vec::new();
         for (repository_id, reference, sha) in stale {
             self.place_source(repository_id, &reference, &sha).await?;
+            placed.push((repository_id, sha));
+        }
+        self.refresh_applications_running(&placed).await
+    }
+
+    /// Recomputes presence for every application that ever ran one of these sources.
+    async fn refresh_applications_running(&self, sources: &[(i64, String)]) -> Result<(), LedgerError> {
+        let mut applications = BTreeSet::new();
+        for (repository_id, sha) in sources {
+            let ids: Vec<i64> = on_pool!(self.pool(), |p| {
+                sqlx::query_scalar(
+                    "SELECT DISTINCT d.application_id FROM deployment_sources ds
+                     JOIN deployments d ON d.id = ds.deployment_id WHERE ds.repository_id = $1 AND ds.sha = $2",
+                )
+                .bind(repository_id)
+                .bind(sha)
+                .fetch_all(p)
+                .await?
+            });
+            applications.extend(ids);
+        }
+        for application_id in applications {
+            self.refresh_application_presence(application_id).await?;
         }
         Ok(())
+    }
+
+    /// Recomputes one application's current bases and record highs from its succeeded
+    /// deployments (see the `application_presence` migration).
+    pub(crate) async fn refresh_application_presence(&self, application_id: i64) -> Result<(), LedgerError> {
+        type Row = (i64, i64, i64, String, i64);
+        let sql = "SELECT d.id, COALESCE(d.finished_at, d.started_at), sp.repository_id, sp.ref_name,
+                          MAX(sp.base_position)
+                   FROM deployments d JOIN deployment_sources ds ON ds.deployment_id = d.id
+                   JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
+                   WHERE d.application_id = $1 AND d.phase = 'Succeeded'
+                   GROUP BY d.id, d.finished_at, d.started_at, d.history_id, sp.repository_id, sp.ref_name
+                   ORDER BY COALESCE(d.finished_at, d.started_at), d.history_id";
+        let (rows, current): (Vec<Row>, Option<i64>) = on_pool!(self.pool(), |p| {
+            let rows = sqlx::query_as(sql).bind(application_id).fetch_all(p).await?;
+            let current: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT current_deployment_id FROM applications WHERE id = $1")
+                    .bind(application_id)
+                    .fetch_optional(p)
+                    .await?;
+            (rows, current.flatten())
+        });
+        let mut highest: BTreeMap<(i64, String), i64> = BTreeMap::new();
+        let mut highs: Vec<(i64, String, i64, i64)> = Vec::new();
+        let mut now: BTreeMap<(i64, String), Option<i64>> = BTreeMap::new();
+        for (deployment_id, _, repository_id, reference, base) in rows {
+            let key = (repository_id, reference);
+            now.entry(key.clone()).or_insert(None);
+            if Some(deployment_id) == current {
+                now.insert(key.clone(), Some(base));
+            }
+            if highest.get(&key).is_none_or(|high| base > *high) {
+                highest.insert(key.clone(), base);
+                highs.push((key.0, key.1, base, deployment_id));
+            }
+        }
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin().await?;
+            for table in ["application_highs", "application_sources"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE application_id = $1"))
+                    .bind(application_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for chunk in highs.chunks(ROWS) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO application_highs (application_id, repository_id, ref_name, base_position, deployment_id) ",
+                );
+                insert.push_values(chunk, |mut row, (repository_id, reference, base, deployment_id)| {
+                    row.push_bind(application_id)
+                        .push_bind(*repository_id)
+                        .push_bind(reference.clone())
+                        .push_bind(*base)
+                        .push_bind(*deployment_id);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            let now: Vec<_> = now.into_iter().collect();
+            for chunk in now.chunks(ROWS) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO application_sources (application_id, repository_id, ref_name, current_base) ",
+                );
+                insert.push_values(chunk, |mut row, ((repository_id, reference), base)| {
+                    row.push_bind(application_id)
+                        .push_bind(*repository_id)
+                        .push_bind(reference.clone())
+                        .push_bind(*base);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, LedgerError>(())
+        })
     }
 
     /// Places one build commit on every branch of its repository.
@@ -122,7 +222,7 @@ impl Ledger {
         for reference in references {
             self.place_source(repository_id, &reference, sha).await?;
         }
-        Ok(())
+        self.refresh_applications_running(&[(repository_id, sha.to_string())]).await
     }
 
     async fn place_source(&self, repository_id: i64, reference: &str, sha: &str) -> Result<(), LedgerError> {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::presence::{ApplicationPresence, EnvironmentPresence, Target};
+use super::presence::{ApplicationPresence, EnvironmentPresence, Target, by_environment};
 use super::{Ledger, LedgerError, on_pool};
 use crate::timefmt::format_rfc3339;
 
@@ -245,14 +245,17 @@ impl Ledger {
                  JOIN repositories r ON r.id = c.repository_id WHERE r.name = $1 AND c.pull_request_number = $2)
              ORDER BY f.key";
         let pipeline_sql = format!(
-            "SELECT {PIPELINE_COLUMNS} FROM pipeline_runs p LEFT JOIN repositories r ON r.id = p.repository_id
-             WHERE (r.name = $1 AND p.pull_request_number = $2) OR p.commit_sha IN ({pr_commits})
+            "SELECT {PIPELINE_COLUMNS} FROM pipeline_runs p WHERE p.id IN (
+                 SELECT p2.id FROM pipeline_runs p2 JOIN repositories r ON r.id = p2.repository_id
+                 WHERE r.name = $1 AND p2.pull_request_number = $2
+                 UNION SELECT p3.id FROM pipeline_runs p3 WHERE p3.commit_sha IN ({pr_commits}))
              ORDER BY p.started_at, p.ci_system, p.run_id"
         );
         let build_sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM builds b JOIN images i ON i.id = b.image_id
-             LEFT JOIN repositories r ON r.id = b.repository_id
-             WHERE (r.name = $1 AND b.pull_request_number = $2) OR b.commit_sha IN ({pr_commits})
+            "SELECT {BUILD_COLUMNS} FROM builds b JOIN images i ON i.id = b.image_id WHERE b.id IN (
+                 SELECT b2.id FROM builds b2 JOIN repositories r ON r.id = b2.repository_id
+                 WHERE r.name = $1 AND b2.pull_request_number = $2
+                 UNION SELECT b3.id FROM builds b3 WHERE b3.commit_sha IN ({pr_commits}))
              ORDER BY b.built_at, b.digest"
         );
         let (features, pipelines, images) = on_pool!(self.pool(), |p| {
@@ -383,10 +386,13 @@ impl Ledger {
         let pull_request_sql = "SELECT r.name, pr.number, pr.title FROM pull_requests pr
              JOIN repositories r ON r.id = pr.repository_id
              WHERE pr.id IN (SELECT prf.pull_request_id FROM pull_request_features prf
-                             JOIN features f ON f.id = prf.feature_id WHERE f.key = $1)
-                OR EXISTS (SELECT 1 FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
-                           JOIN features f ON f.id = cf.feature_id
-                           WHERE f.key = $1 AND c.repository_id = pr.repository_id AND c.pull_request_number = pr.number)
+                             JOIN features f ON f.id = prf.feature_id WHERE f.key = $1
+                             UNION
+                             SELECT pr2.id FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
+                             JOIN features f ON f.id = cf.feature_id
+                             JOIN pull_requests pr2 ON pr2.repository_id = c.repository_id
+                                  AND pr2.number = c.pull_request_number
+                             WHERE f.key = $1)
              ORDER BY r.name, pr.number";
         let pipeline_sql = format!(
             "SELECT {PIPELINE_COLUMNS} FROM pipeline_runs p WHERE p.commit_sha IN ({feature_commits})
@@ -405,8 +411,9 @@ impl Ledger {
             (commits, pull_requests, pipelines, images)
         });
         let commits: Vec<CommitSummary> = commits.into_iter().map(|row| commit(row).0).collect();
-        let target = Target::Feature(key.to_string());
-        let (services, resources) = self.affected(&target).await?;
+        let presence = self.presence_by_application(&Target::Feature(key.to_string())).await?;
+        let ids: Vec<i64> = presence.iter().map(|(id, _)| *id).collect();
+        let (services, resources) = self.affected(&ids).await?;
         let mut committers: Vec<String> =
             commits.iter().map(|c| format!("{} <{}>", c.committer.name, c.committer.email)).collect();
         committers.sort();
@@ -426,45 +433,39 @@ impl Ledger {
             committers,
             images: images.into_iter().map(build).collect(),
             pipelines: pipelines.into_iter().map(pipeline).collect(),
-            environments: self.presence_by_environment(&target).await?,
+            environments: by_environment(presence.into_iter().map(|(_, p)| p).collect()),
             services,
             resources,
         }))
     }
 
-    /// The services and Kubernetes objects of the applications that ever ran the target.
-    async fn affected(&self, target: &Target) -> Result<(Vec<String>, Vec<ResourceRef>), LedgerError> {
+    /// The services and Kubernetes objects of the given applications.
+    async fn affected(&self, applications: &[i64]) -> Result<(Vec<String>, Vec<ResourceRef>), LedgerError> {
         let mut services = Vec::new();
         let mut resources = Vec::new();
-        for presence in self.presence(target).await? {
-            let app = &presence.application;
-            type Row = (String, String, String, String, Option<String>);
-            let (service, rows): (Option<String>, Vec<Row>) = on_pool!(self.pool(), |p| {
-                let service: Option<String> = sqlx::query_scalar(
-                    "SELECT s.name FROM applications a JOIN services s ON s.id = a.service_id
-                     WHERE a.instance = $1 AND a.namespace = $2 AND a.name = $3",
-                )
-                .bind(&app.instance)
-                .bind(&app.namespace)
-                .bind(&app.name)
-                .fetch_optional(p)
-                .await?;
-                let rows: Vec<Row> = sqlx::query_as(
-                    "SELECT r.api_group, r.kind, r.namespace, r.name, r.health_status FROM resources r
-                     JOIN applications a ON a.id = r.application_id
-                     WHERE a.instance = $1 AND a.namespace = $2 AND a.name = $3
-                     ORDER BY r.kind, r.namespace, r.name",
-                )
-                .bind(&app.instance)
-                .bind(&app.namespace)
-                .bind(&app.name)
-                .fetch_all(p)
-                .await?;
-                (service, rows)
+        for chunk in applications.chunks(500) {
+            let ids = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let service_sql = format!(
+                "SELECT DISTINCT s.name FROM applications a JOIN services s ON s.id = a.service_id WHERE a.id IN ({ids})"
+            );
+            let resource_sql = format!(
+                "SELECT a.name, r.api_group, r.kind, r.namespace, r.name, r.health_status FROM resources r
+                 JOIN applications a ON a.id = r.application_id WHERE a.id IN ({ids})
+                 ORDER BY a.name, r.kind, r.namespace, r.name"
+            );
+            type Row = (String, String, String, String, String, Option<String>);
+            let (names, rows): (Vec<String>, Vec<Row>) = on_pool!(self.pool(), |p| {
+                let mut service_query = sqlx::query_scalar(&service_sql);
+                let mut resource_query = sqlx::query_as(&resource_sql);
+                for id in chunk {
+                    service_query = service_query.bind(*id);
+                    resource_query = resource_query.bind(*id);
+                }
+                (service_query.fetch_all(p).await?, resource_query.fetch_all(p).await?)
             });
-            services.extend(service);
-            resources.extend(rows.into_iter().map(|(group, kind, namespace, name, health)| ResourceRef {
-                application: app.name.clone(),
+            services.extend(names);
+            resources.extend(rows.into_iter().map(|(application, group, kind, namespace, name, health)| ResourceRef {
+                application,
                 group,
                 kind,
                 namespace,

@@ -360,7 +360,7 @@ impl Ledger {
         required("revision", &fact.revision)?;
         required("phase", &fact.phase)?;
         let revisions = serde_json::to_string(&fact.revisions).unwrap_or_else(|_| "[]".into());
-        on_pool!(self.pool(), |p| {
+        let (id, application_id) = on_pool!(self.pool(), |p| {
             let mut tx = p.begin().await?;
             let application_id: i64 =
                 sqlx::query_scalar("SELECT id FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3")
@@ -436,8 +436,10 @@ impl Ledger {
             .await?;
             sqlx::query(CURRENT_DEPLOYMENT).bind(application_id).execute(&mut *tx).await?;
             tx.commit().await?;
-            Ok(id)
-        })
+            Ok::<_, LedgerError>((id, application_id))
+        })?;
+        self.refresh_application_presence(application_id).await?;
+        Ok(id)
     }
 
     /// Replaces what an application manages with `resources`, as observed at `observed_at`.
@@ -674,7 +676,8 @@ impl Ledger {
                      RETURNING id, repository_id, number",
                 );
                 let rows: Vec<(i64, i64, i64)> = insert.build_query_as().fetch_all(&mut *tx).await?;
-                pull_request_ids.extend(rows.into_iter().map(|(id, repository_id, number)| ((repository_id, number), id)));
+                pull_request_ids
+                    .extend(rows.into_iter().map(|(id, repository_id, number)| ((repository_id, number), id)));
             }
             let mut pull_request_links: Vec<(i64, i64)> = named
                 .iter()

@@ -101,21 +101,21 @@ pub struct ImageChange {
     pub previous_tag: Option<String>,
 }
 
+/// Change sets already worked out while answering one request: applications that move
+/// between the same builds share them.
+#[derive(Default)]
+pub(crate) struct DiffCache {
+    diffs: HashMap<(SourceSet, SourceSet), ChangeSet>,
+}
+
 /// What one application's source commits contain, per repository and branch: every
 /// commit landed at or before `base`, plus `extras`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct SourceSet {
     branches: BTreeMap<(i64, String), (i64, BTreeSet<String>)>,
 }
 
 impl SourceSet {
-    fn branch_for(&self, repository_id: i64) -> Option<(&String, i64, &BTreeSet<String>)> {
-        self.branches
-            .iter()
-            .find(|((repo, _), _)| *repo == repository_id)
-            .map(|((_, reference), (base, extras))| (reference, *base, extras))
-    }
-
     fn repositories(&self) -> BTreeSet<i64> {
         self.branches.keys().map(|(repo, _)| *repo).collect()
     }
@@ -171,69 +171,133 @@ impl Ledger {
 
     /// Every application whose deployments ever carried the target, with the first such
     /// deployment and whether it runs the target now; ordered by environment rank.
+    ///
+    /// A commit that landed at L is in every deployment whose base is at least L: per
+    /// application, the first is its first record high at or above L, and it runs now
+    /// when its current base is. Commits carried as a branch build's extras are looked
+    /// up directly (there are few).
     pub async fn presence(&self, target: &Target) -> Result<Vec<ApplicationPresence>, LedgerError> {
+        Ok(self.presence_by_application(target).await?.into_iter().map(|(_, p)| p).collect())
+    }
+
+    /// [`Ledger::presence`], with each application's ledger id.
+    pub(crate) async fn presence_by_application(
+        &self,
+        target: &Target,
+    ) -> Result<Vec<(i64, ApplicationPresence)>, LedgerError> {
         let commits = self.target_commits(target).await?;
         if commits.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "WITH target (repository_id, sha) AS (VALUES {values}),
-             carrying AS (
-                 SELECT ds.deployment_id FROM target t
-                 JOIN commit_landings cl ON cl.repository_id = t.repository_id AND cl.sha = t.sha
-                 JOIN source_points sp ON sp.repository_id = cl.repository_id AND sp.ref_name = cl.ref_name
-                      AND sp.base_position >= cl.position
-                 JOIN deployment_sources ds ON ds.repository_id = sp.repository_id AND ds.sha = sp.sha
-                 UNION
-                 SELECT ds.deployment_id FROM target t
-                 JOIN source_point_extras x ON x.repository_id = t.repository_id AND x.extra_sha = t.sha
-                 JOIN deployment_sources ds ON ds.repository_id = x.repository_id AND ds.sha = x.sha)
-             SELECT a.id, a.instance, a.namespace, a.name, e.name, MIN(COALESCE(d.finished_at, d.started_at)),
-                    CAST(MAX(CASE WHEN d.id = a.current_deployment_id THEN 1 ELSE 0 END) AS BIGINT)
-             FROM carrying c JOIN deployments d ON d.id = c.deployment_id
-             JOIN applications a ON a.id = d.application_id
-             LEFT JOIN environments e ON e.id = a.environment_id
-             WHERE d.phase = 'Succeeded'
-             GROUP BY a.id, a.instance, a.namespace, a.name, e.name, e.rank
-             ORDER BY e.rank, e.name, a.instance, a.namespace, a.name",
-            values = values_list(1, commits.len())
+        let values = values_list(1, commits.len());
+        let landed_sql = format!(
+            "WITH target (repository_id, sha) AS (VALUES {values})
+             SELECT s.application_id, s.current_base >= cl.position,
+                    (SELECT h.deployment_id FROM application_highs h
+                     WHERE h.application_id = s.application_id AND h.repository_id = s.repository_id
+                       AND h.ref_name = s.ref_name AND h.base_position >= cl.position
+                     ORDER BY h.base_position LIMIT 1)
+             FROM target t
+             JOIN commit_landings cl ON cl.repository_id = t.repository_id AND cl.sha = t.sha
+             JOIN application_sources s ON s.repository_id = cl.repository_id AND s.ref_name = cl.ref_name"
         );
-        type Row = (i64, String, String, String, Option<String>, i64, i64);
+        let extras_sql = format!(
+            "WITH target (repository_id, sha) AS (VALUES {values})
+             SELECT DISTINCT d.application_id, d.id = a.current_deployment_id, d.id
+             FROM target t
+             JOIN source_point_extras x ON x.repository_id = t.repository_id AND x.extra_sha = t.sha
+             JOIN deployment_sources ds ON ds.repository_id = x.repository_id AND ds.sha = x.sha
+             JOIN deployments d ON d.id = ds.deployment_id AND d.phase = 'Succeeded'
+             JOIN applications a ON a.id = d.application_id"
+        );
+        type Row = (i64, Option<bool>, Option<i64>);
         let rows: Vec<Row> = on_pool!(self.pool(), |p| {
-            let mut query = sqlx::query_as(&sql);
+            let mut landed = sqlx::query_as(&landed_sql);
+            let mut extras = sqlx::query_as(&extras_sql);
             for (repository_id, sha) in &commits {
-                query = query.bind(*repository_id).bind(sha);
+                landed = landed.bind(*repository_id).bind(sha);
+                extras = extras.bind(*repository_id).bind(sha);
+            }
+            let mut rows: Vec<Row> = landed.fetch_all(p).await?;
+            let extra_rows: Vec<Row> = extras.fetch_all(p).await?;
+            rows.extend(extra_rows);
+            rows
+        });
+        // Per application: whether it runs the target now, and the deployments that
+        // carried it first on each path (the earliest wins below).
+        let mut by_application: BTreeMap<i64, (bool, Vec<i64>)> = BTreeMap::new();
+        for (application_id, now, deployment_id) in rows {
+            let Some(deployment_id) = deployment_id else { continue };
+            let entry = by_application.entry(application_id).or_default();
+            entry.0 |= now.unwrap_or(false);
+            entry.1.push(deployment_id);
+        }
+        let deployment_ids: Vec<i64> = by_application.values().flat_map(|(_, ids)| ids.iter().copied()).collect();
+        if deployment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let details_sql = format!(
+            "SELECT d.id, d.application_id, d.history_id, COALESCE(d.finished_at, d.started_at),
+                    a.instance, a.namespace, a.name, e.name, e.rank
+             FROM deployments d JOIN applications a ON a.id = d.application_id
+             LEFT JOIN environments e ON e.id = a.environment_id
+             WHERE d.id IN ({})",
+            id_list(1, deployment_ids.len())
+        );
+        type Detail = (i64, i64, i64, i64, String, String, String, Option<String>, Option<i64>);
+        let details: Vec<Detail> = on_pool!(self.pool(), |p| {
+            let mut query = sqlx::query_as(&details_sql);
+            for id in &deployment_ids {
+                query = query.bind(*id);
             }
             query.fetch_all(p).await?
         });
-        let mut presence = Vec::with_capacity(rows.len());
-        for (application_id, instance, namespace, name, environment, first_at, current) in rows {
-            let first_history_id: i64 = on_pool!(self.pool(), |p| {
-                sqlx::query_scalar(
-                    "SELECT history_id FROM deployments WHERE application_id = $1 AND phase = 'Succeeded'
-                     AND COALESCE(finished_at, started_at) = $2 ORDER BY history_id LIMIT 1",
-                )
-                .bind(application_id)
-                .bind(first_at)
-                .fetch_one(p)
-                .await?
-            });
-            presence.push(ApplicationPresence {
-                application: ApplicationRef { instance, namespace, name },
-                environment,
-                first_deployed_at: format_rfc3339(first_at),
-                first_history_id,
-                present_now: current == 1,
-            });
+        let mut first: BTreeMap<i64, Detail> = BTreeMap::new();
+        for detail in details {
+            let earlier = first.get(&detail.1).is_none_or(|seen| (detail.3, detail.2) < (seen.3, seen.2));
+            if earlier {
+                first.insert(detail.1, detail);
+            }
         }
-        Ok(presence)
+        let mut presence: Vec<(Option<i64>, i64, ApplicationPresence)> = first
+            .into_values()
+            .map(|(_, application_id, history_id, at, instance, namespace, name, environment, rank)| {
+                (
+                    rank,
+                    application_id,
+                    ApplicationPresence {
+                        application: ApplicationRef { instance, namespace, name },
+                        environment,
+                        first_deployed_at: format_rfc3339(at),
+                        first_history_id: history_id,
+                        present_now: by_application[&application_id].0,
+                    },
+                )
+            })
+            .collect();
+        presence.sort_by(|(a_rank, _, a), (b_rank, _, b)| {
+            (a_rank.is_none(), a_rank, &a.environment, &a.application).cmp(&(
+                b_rank.is_none(),
+                b_rank,
+                &b.environment,
+                &b.application,
+            ))
+        });
+        Ok(presence.into_iter().map(|(_, id, p)| (id, p)).collect())
     }
 
     /// [`Ledger::presence`] grouped by environment (applications outside every
     /// environment are left out).
     pub async fn presence_by_environment(&self, target: &Target) -> Result<Vec<EnvironmentPresence>, LedgerError> {
+        Ok(by_environment(self.presence(target).await?))
+    }
+}
+
+/// Groups per-application presence by environment, keeping the order.
+pub(crate) fn by_environment(presence: Vec<ApplicationPresence>) -> Vec<EnvironmentPresence> {
+    {
         let mut grouped: Vec<EnvironmentPresence> = Vec::new();
-        for presence in self.presence(target).await? {
+        for presence in presence {
             let Some(environment) = presence.environment.clone() else { continue };
             match grouped.iter_mut().find(|g| g.environment == environment) {
                 Some(group) => {
@@ -251,9 +315,11 @@ impl Ledger {
                 }),
             }
         }
-        Ok(grouped)
+        grouped
     }
+}
 
+impl Ledger {
     /// What the given deployments' source commits contain.
     async fn source_set(&self, deployments: &[i64]) -> Result<SourceSet, LedgerError> {
         let mut set = SourceSet::default();
@@ -421,33 +487,45 @@ impl Ledger {
 
     /// What deployment `to` changed relative to deployment `from` of the same
     /// application (`None`: `to` is the first).
-    pub(crate) async fn change_set(&self, from: Option<i64>, to: i64) -> Result<ChangeSet, LedgerError> {
+    pub(crate) async fn change_set(
+        &self,
+        from: Option<i64>,
+        to: i64,
+        cache: &mut DiffCache,
+    ) -> Result<ChangeSet, LedgerError> {
         let (images, pipelines, resources) = self.changed_images(from, to).await?;
         let Some(from) = from else {
             return Ok(ChangeSet { initial: true, images, pipelines, resources, ..ChangeSet::default() });
         };
         let before = self.source_set(&[from]).await?;
         let after = self.source_set(&[to]).await?;
-        let (entered, cut_in) = self.commits_between(&before, &after).await?;
-        let (left, cut_out) = self.commits_between(&after, &before).await?;
-        let (features_entered, pull_requests_entered) = self.features_and_pull_requests(&entered).await?;
-        let (features_left, pull_requests_left) = self.features_and_pull_requests(&left).await?;
-        let (authors, committers) = self.people(&entered).await?;
-        Ok(ChangeSet {
-            initial: false,
-            images,
-            pipelines,
-            resources,
-            authors,
-            committers,
-            features_entered,
-            features_left,
-            pull_requests_entered,
-            pull_requests_left,
-            commits_entered: entered.len(),
-            commits_left: left.len(),
-            truncated: cut_in || cut_out,
-        })
+        let key = (before, after);
+        let diff = match cache.diffs.get(&key) {
+            Some(diff) => diff.clone(),
+            None => {
+                let (before, after) = &key;
+                let (entered, cut_in) = self.commits_between(before, after).await?;
+                let (left, cut_out) = self.commits_between(after, before).await?;
+                let (features_entered, pull_requests_entered) = self.features_and_pull_requests(&entered).await?;
+                let (features_left, pull_requests_left) = self.features_and_pull_requests(&left).await?;
+                let (authors, committers) = self.people(&entered).await?;
+                let diff = ChangeSet {
+                    authors,
+                    committers,
+                    features_entered,
+                    features_left,
+                    pull_requests_entered,
+                    pull_requests_left,
+                    commits_entered: entered.len(),
+                    commits_left: left.len(),
+                    truncated: cut_in || cut_out,
+                    ..ChangeSet::default()
+                };
+                cache.diffs.insert(key, diff.clone());
+                diff
+            }
+        };
+        Ok(ChangeSet { initial: false, images, pipelines, resources, ..diff })
     }
 
     /// The images `to` runs that `from` did not, the CI runs that built them, and the
@@ -565,7 +643,7 @@ impl Ledger {
     }
 
     /// The features present in the applications of environment `from` now and in none
-    /// of `to`'s; `None` when `from` has no deployments at all.
+    /// of `to`'s, with the pull requests of the difference.
     pub(crate) async fn features_missing(
         &self,
         from: i64,
@@ -584,30 +662,37 @@ impl Ledger {
         let (commits, truncated) = self.commits_between(&to_set, &from_set).await?;
         let (candidates, pull_requests) = self.features_and_pull_requests(&commits).await?;
         // A feature counts as present in `to` when any of its commits is.
-        let mut missing = Vec::new();
-        for feature in candidates {
-            let commits = self.target_commits(&Target::Feature(feature.key.clone())).await?;
-            if !self.set_contains_any(&to_set, &commits).await? {
-                missing.push(feature);
+        let mut present: HashSet<String> = HashSet::new();
+        for chunk in candidates.chunks(500) {
+            let sql = format!(
+                "SELECT f.key, c.repository_id, c.sha, cl.ref_name, cl.position FROM features f
+                 JOIN commit_features cf ON cf.feature_id = f.id JOIN commits c ON c.id = cf.commit_id
+                 LEFT JOIN commit_landings cl ON cl.repository_id = c.repository_id AND cl.sha = c.sha
+                 WHERE f.key IN ({})",
+                id_list(1, chunk.len())
+            );
+            type Row = (String, i64, String, Option<String>, Option<i64>);
+            let rows: Vec<Row> = on_pool!(self.pool(), |p| {
+                let mut query = sqlx::query_as(&sql);
+                for feature in chunk {
+                    query = query.bind(&feature.key);
+                }
+                query.fetch_all(p).await?
+            });
+            for (key, repository_id, sha, reference, position) in rows {
+                let landed = reference.zip(position).is_some_and(|(reference, position)| {
+                    to_set.branches.get(&(repository_id, reference)).is_some_and(|(base, _)| *base >= position)
+                });
+                let extra = to_set
+                    .branches
+                    .iter()
+                    .any(|((repo, _), (_, extras))| *repo == repository_id && extras.contains(&sha));
+                if landed || extra {
+                    present.insert(key);
+                }
             }
         }
+        let missing = candidates.into_iter().filter(|f| !present.contains(&f.key)).collect();
         Ok((missing, pull_requests, truncated))
-    }
-
-    async fn set_contains_any(&self, set: &SourceSet, commits: &[(i64, String)]) -> Result<bool, LedgerError> {
-        let mut by_repository: HashMap<i64, Vec<&String>> = HashMap::new();
-        for (repository_id, sha) in commits {
-            by_repository.entry(*repository_id).or_default().push(sha);
-        }
-        for (repository_id, shas) in by_repository {
-            let Some((reference, base, extras)) = set.branch_for(repository_id) else { continue };
-            if shas.iter().any(|sha| extras.contains(*sha)) {
-                return Ok(true);
-            }
-            if !self.landed_at_or_before(repository_id, reference, base, &shas).await?.is_empty() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 }

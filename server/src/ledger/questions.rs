@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cards::{CommitSummary, FeatureRef, PullRequestRef, Signature};
-use super::presence::{ApplicationRef, ChangeSet, Target};
+use super::presence::{ApplicationRef, ChangeSet, DiffCache, Target};
 use super::{Ledger, LedgerError, on_pool};
 use crate::timefmt::format_rfc3339;
 
@@ -251,6 +251,7 @@ impl Ledger {
                 .await?
         });
         let mut truncated = rows.len() as i64 > DEPLOYMENT_LIMIT;
+        let mut cache = DiffCache::default();
         let mut deployments = Vec::with_capacity(rows.len());
         let mut entered: BTreeMap<String, FeatureRef> = BTreeMap::new();
         let mut left: BTreeMap<String, FeatureRef> = BTreeMap::new();
@@ -270,7 +271,7 @@ impl Ledger {
                 is_rollback,
             ) = row;
             let previous = self.previous_deployment(application_id, at, history_id).await?;
-            let changes = self.change_set(previous.map(|(id, ..)| id), id).await?;
+            let changes = self.change_set(previous.map(|(id, ..)| id), id, &mut cache).await?;
             truncated |= changes.truncated;
             entered.extend(changes.features_entered.iter().map(|f| (f.key.clone(), f.clone())));
             left.extend(changes.features_left.iter().map(|f| (f.key.clone(), f.clone())));
@@ -328,6 +329,7 @@ impl Ledger {
             return Err(PlanError::NeverReached);
         }
         let mut applications = Vec::new();
+        let mut cache = DiffCache::default();
         for presence in in_environment {
             let app = &presence.application;
             type AppRow = (i64, bool, Option<i64>);
@@ -386,7 +388,7 @@ impl Ledger {
                     );
                 }
                 (Some((previous_id, history_id, ..)), true, Some(current)) => {
-                    let changes = self.change_set(Some(*previous_id), current).await?;
+                    let changes = self.change_set(Some(*previous_id), current, &mut cache).await?;
                     step.action = "rollback".into();
                     step.reason = if automated_sync {
                         format!(
