@@ -62,8 +62,13 @@ pub struct FeatureInEnvironment {
 }
 
 /// The words a question may use: environments (with their usual short names),
-/// feature projects (configured, and those already in the ledger) and repositories.
-pub async fn vocabulary(ledger: &Ledger, configured_projects: &[String]) -> Result<Vocabulary, LedgerError> {
+/// feature projects (configured, or of a key the question names that the ledger knows)
+/// and repositories.
+pub async fn vocabulary(
+    ledger: &Ledger,
+    configured_projects: &[String],
+    question: &str,
+) -> Result<Vocabulary, LedgerError> {
     let environments = ledger
         .environment_names()
         .await?
@@ -74,9 +79,16 @@ pub async fn vocabulary(ledger: &Ledger, configured_projects: &[String]) -> Resu
         })
         .collect();
     let mut projects: Vec<String> = configured_projects.to_vec();
-    projects.extend(ledger.feature_projects().await?);
-    projects.sort();
-    projects.dedup();
+    for word in question.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+        let key = word.to_ascii_uppercase();
+        let Some((project, number)) = key.rsplit_once('-') else { continue };
+        let looks_like_key = project.starts_with(|c: char| c.is_ascii_uppercase())
+            && !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit());
+        if looks_like_key && !projects.iter().any(|p| p == project) && ledger.feature_exists(&key).await? {
+            projects.push(project.to_string());
+        }
+    }
     Ok(Vocabulary { environments, projects, repositories: ledger.repository_names().await? })
 }
 

@@ -261,7 +261,7 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
         }
     };
     let ledger = Ledger::open(&settings.database()).await?;
-    let vocabulary = crate::answer::vocabulary(&ledger, &settings.features.projects).await?;
+    let vocabulary = crate::answer::vocabulary(&ledger, &settings.features.projects, &args.question).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

@@ -313,7 +313,7 @@ async fn ask(
     let tz_name = query.tz.unwrap_or_default();
     let tz = crate::ask::parse_time_zone(&tz_name)
         .map_err(|message| ApiError::BadParameter { field: "tz", message: format!("is not accepted: {message}") })?;
-    let vocabulary = crate::answer::vocabulary(&state.ledger, &state.projects).await?;
+    let vocabulary = crate::answer::vocabulary(&state.ledger, &state.projects, &question).await?;
     let response = crate::answer::answer(&state.ledger, &vocabulary, &question, &tz_name, &tz, now_ms()).await?;
     Ok(Json(response))
 }

@@ -189,15 +189,11 @@ impl Ledger {
         Ok(row.map(|(id, name)| EnvironmentId { id, name }))
     }
 
-    /// The project prefixes of the features in the ledger (`SHOP` of `SHOP-12`).
-    pub async fn feature_projects(&self) -> Result<Vec<String>, LedgerError> {
-        let keys: Vec<String> =
-            on_pool!(self.pool(), |p| sqlx::query_scalar("SELECT key FROM features").fetch_all(p).await?);
-        let mut projects: Vec<String> =
-            keys.iter().filter_map(|key| key.rsplit_once('-').map(|(project, _)| project.to_string())).collect();
-        projects.sort();
-        projects.dedup();
-        Ok(projects)
+    /// Whether the ledger knows the issue key.
+    pub async fn feature_exists(&self, key: &str) -> Result<bool, LedgerError> {
+        let sql = "SELECT COUNT(*) FROM features WHERE key = $1";
+        let count: i64 = on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(key).fetch_one(p).await?);
+        Ok(count > 0)
     }
 
     /// The repositories that have a pull request with this number.
