@@ -101,6 +101,9 @@ pub struct ImageChange {
     pub previous_tag: Option<String>,
 }
 
+/// The images a deployment changed, the CI runs that built them, the objects running them.
+type ImageChanges = (Vec<ImageChange>, Vec<String>, Vec<String>);
+
 /// Change sets already worked out while answering one request: applications that move
 /// between the same builds share them.
 #[derive(Default)]
@@ -356,6 +359,43 @@ impl Ledger {
         Ok(set)
     }
 
+    /// Each deployment's own source set, for many deployments in two queries.
+    async fn source_sets_each(&self, deployments: &[i64]) -> Result<HashMap<i64, SourceSet>, LedgerError> {
+        let mut sets: HashMap<i64, SourceSet> = deployments.iter().map(|id| (*id, SourceSet::default())).collect();
+        for chunk in deployments.chunks(500) {
+            let ids = id_list(1, chunk.len());
+            let bases_sql = format!(
+                "SELECT ds.deployment_id, ds.repository_id, sp.ref_name, MAX(sp.base_position) FROM deployment_sources ds
+                 JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
+                 WHERE ds.deployment_id IN ({ids}) GROUP BY ds.deployment_id, ds.repository_id, sp.ref_name"
+            );
+            let extras_sql = format!(
+                "SELECT DISTINCT ds.deployment_id, ds.repository_id, x.ref_name, x.extra_sha FROM deployment_sources ds
+                 JOIN source_point_extras x ON x.repository_id = ds.repository_id AND x.sha = ds.sha
+                 WHERE ds.deployment_id IN ({ids})"
+            );
+            type Rows<T> = Vec<(i64, i64, String, T)>;
+            let (bases, extras): (Rows<i64>, Rows<String>) = on_pool!(self.pool(), |p| {
+                let mut bases = sqlx::query_as(&bases_sql);
+                let mut extras = sqlx::query_as(&extras_sql);
+                for id in chunk {
+                    bases = bases.bind(*id);
+                    extras = extras.bind(*id);
+                }
+                (bases.fetch_all(p).await?, extras.fetch_all(p).await?)
+            });
+            for (deployment_id, repository_id, reference, base) in bases {
+                let set = sets.entry(deployment_id).or_default();
+                set.branches.entry((repository_id, reference)).or_default().0 = base;
+            }
+            for (deployment_id, repository_id, reference, sha) in extras {
+                let set = sets.entry(deployment_id).or_default();
+                set.branches.entry((repository_id, reference)).or_default().1.insert(sha);
+            }
+        }
+        Ok(sets)
+    }
+
     /// The commits `to` contains and `from` does not, at most [`CHANGE_LIMIT`] (the
     /// flag says when more were left out).
     async fn commits_between(
@@ -493,103 +533,159 @@ impl Ledger {
         to: i64,
         cache: &mut DiffCache,
     ) -> Result<ChangeSet, LedgerError> {
-        let (images, pipelines, resources) = self.changed_images(from, to).await?;
-        let Some(from) = from else {
-            return Ok(ChangeSet { initial: true, images, pipelines, resources, ..ChangeSet::default() });
-        };
-        let before = self.source_set(&[from]).await?;
-        let after = self.source_set(&[to]).await?;
-        let key = (before, after);
-        let diff = match cache.diffs.get(&key) {
-            Some(diff) => diff.clone(),
-            None => {
-                let (before, after) = &key;
-                let (entered, cut_in) = self.commits_between(before, after).await?;
-                let (left, cut_out) = self.commits_between(after, before).await?;
-                let (features_entered, pull_requests_entered) = self.features_and_pull_requests(&entered).await?;
-                let (features_left, pull_requests_left) = self.features_and_pull_requests(&left).await?;
-                let (authors, committers) = self.people(&entered).await?;
-                let diff = ChangeSet {
-                    authors,
-                    committers,
-                    features_entered,
-                    features_left,
-                    pull_requests_entered,
-                    pull_requests_left,
-                    commits_entered: entered.len(),
-                    commits_left: left.len(),
-                    truncated: cut_in || cut_out,
-                    ..ChangeSet::default()
-                };
-                cache.diffs.insert(key, diff.clone());
-                diff
-            }
-        };
-        Ok(ChangeSet { initial: false, images, pipelines, resources, ..diff })
+        Ok(self.change_sets(&[(from, to)], cache).await?.remove(0))
     }
 
-    /// The images `to` runs that `from` did not, the CI runs that built them, and the
-    /// application's objects that run them.
+    /// [`Ledger::change_set`] for many `(previous, deployment)` pairs with a fixed number
+    /// of queries, plus one diff per distinct pair of source sets.
+    pub(crate) async fn change_sets(
+        &self,
+        pairs: &[(Option<i64>, i64)],
+        cache: &mut DiffCache,
+    ) -> Result<Vec<ChangeSet>, LedgerError> {
+        let mut ids: Vec<i64> = pairs.iter().flat_map(|(from, to)| from.iter().copied().chain([*to])).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let sets = self.source_sets_each(&ids).await?;
+        let images = self.changed_images(pairs, &ids).await?;
+        let mut change_sets = Vec::with_capacity(pairs.len());
+        for ((from, to), (images, pipelines, resources)) in pairs.iter().zip(images) {
+            let Some(from) = from else {
+                change_sets.push(ChangeSet { initial: true, images, pipelines, resources, ..ChangeSet::default() });
+                continue;
+            };
+            let key = (sets[from].clone(), sets[to].clone());
+            let diff = match cache.diffs.get(&key) {
+                Some(diff) => diff.clone(),
+                None => {
+                    let (before, after) = &key;
+                    let (entered, cut_in) = self.commits_between(before, after).await?;
+                    let (left, cut_out) = self.commits_between(after, before).await?;
+                    let (features_entered, pull_requests_entered) = self.features_and_pull_requests(&entered).await?;
+                    let (features_left, pull_requests_left) = self.features_and_pull_requests(&left).await?;
+                    let (authors, committers) = self.people(&entered).await?;
+                    let diff = ChangeSet {
+                        authors,
+                        committers,
+                        features_entered,
+                        features_left,
+                        pull_requests_entered,
+                        pull_requests_left,
+                        commits_entered: entered.len(),
+                        commits_left: left.len(),
+                        truncated: cut_in || cut_out,
+                        ..ChangeSet::default()
+                    };
+                    cache.diffs.insert(key, diff.clone());
+                    diff
+                }
+            };
+            change_sets.push(ChangeSet { initial: false, images, pipelines, resources, ..diff });
+        }
+        Ok(change_sets)
+    }
+
+    /// Per pair: the images `to` runs that `from` did not, the CI runs that built them,
+    /// and the application's objects that run them; `ids` are all deployments named.
     async fn changed_images(
         &self,
-        from: Option<i64>,
-        to: i64,
-    ) -> Result<(Vec<ImageChange>, Vec<String>, Vec<String>), LedgerError> {
-        let images_sql =
-            "SELECT i.id, i.repository, i.tag FROM deployment_images di JOIN images i ON i.id = di.image_id
-                          WHERE di.deployment_id = $1 AND di.side = 'after' ORDER BY i.repository, i.tag";
-        type Images = Vec<(i64, String, String)>;
-        let (after, before): (Images, Images) = on_pool!(self.pool(), |p| {
-            let after = sqlx::query_as(images_sql).bind(to).fetch_all(p).await?;
-            let before = match from {
-                Some(from) => sqlx::query_as(images_sql).bind(from).fetch_all(p).await?,
-                None => Vec::new(),
-            };
-            (after, before)
-        });
-        let mut images = Vec::new();
-        let mut pipelines = BTreeSet::new();
-        let mut resources = BTreeSet::new();
-        for (image_id, repository, tag) in after {
-            if before.iter().any(|(id, ..)| *id == image_id) {
-                continue;
-            }
-            let previous_tag = before.iter().find(|(_, r, _)| *r == repository).map(|(_, _, t)| t.clone());
-            type Run = (Option<String>, Option<String>, Option<String>);
-            let (runs, objects): (Vec<Run>, Vec<(String, String, String)>) = on_pool!(self.pool(), |p| {
-                let runs = sqlx::query_as(
-                    "SELECT b.ci_system, b.run_id, pr.name FROM builds b
-                     LEFT JOIN pipeline_runs pr ON pr.ci_system = b.ci_system AND pr.run_id = b.run_id
-                     WHERE b.image_id = $1 AND b.ci_system IS NOT NULL",
-                )
-                .bind(image_id)
-                .fetch_all(p)
-                .await?;
-                let objects = sqlx::query_as(
-                    "SELECT r.kind, r.namespace, r.name FROM resources r
-                     JOIN resource_images ri ON ri.resource_id = r.id
-                     JOIN deployments d ON d.application_id = r.application_id
-                     WHERE ri.image_id = $1 AND d.id = $2",
-                )
-                .bind(image_id)
-                .bind(to)
-                .fetch_all(p)
-                .await?;
-                (runs, objects)
+        pairs: &[(Option<i64>, i64)],
+        ids: &[i64],
+    ) -> Result<Vec<ImageChanges>, LedgerError> {
+        let mut after: HashMap<i64, Vec<(i64, String, String)>> = HashMap::new();
+        let mut application_of: HashMap<i64, i64> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT di.deployment_id, d.application_id, i.id, i.repository, i.tag FROM deployment_images di
+                 JOIN images i ON i.id = di.image_id JOIN deployments d ON d.id = di.deployment_id
+                 WHERE di.side = 'after' AND di.deployment_id IN ({}) ORDER BY i.repository, i.tag",
+                id_list(1, chunk.len())
+            );
+            let rows: Vec<(i64, i64, i64, String, String)> = on_pool!(self.pool(), |p| {
+                let mut query = sqlx::query_as(&sql);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(p).await?
             });
-            for (system, run, name) in runs {
+            for (deployment_id, application_id, image_id, repository, tag) in rows {
+                application_of.insert(deployment_id, application_id);
+                after.entry(deployment_id).or_default().push((image_id, repository, tag));
+            }
+        }
+        let empty = Vec::new();
+        let changed: Vec<Vec<(i64, ImageChange)>> = pairs
+            .iter()
+            .map(|(from, to)| {
+                let before = from.and_then(|from| after.get(&from)).unwrap_or(&empty);
+                after
+                    .get(to)
+                    .unwrap_or(&empty)
+                    .iter()
+                    .filter(|(id, ..)| !before.iter().any(|(b, ..)| b == id))
+                    .map(|(id, repository, tag)| {
+                        let previous_tag = before.iter().find(|(_, r, _)| r == repository).map(|(_, _, t)| t.clone());
+                        (*id, ImageChange { repository: repository.clone(), tag: tag.clone(), previous_tag })
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut image_ids: Vec<i64> = changed.iter().flatten().map(|(id, _)| *id).collect();
+        image_ids.sort_unstable();
+        image_ids.dedup();
+        let mut runs: HashMap<i64, BTreeSet<String>> = HashMap::new();
+        let mut objects: HashMap<(i64, i64), BTreeSet<String>> = HashMap::new();
+        for chunk in image_ids.chunks(500) {
+            let list = id_list(1, chunk.len());
+            let runs_sql = format!(
+                "SELECT b.image_id, b.ci_system, b.run_id, pr.name FROM builds b
+                 LEFT JOIN pipeline_runs pr ON pr.ci_system = b.ci_system AND pr.run_id = b.run_id
+                 WHERE b.ci_system IS NOT NULL AND b.image_id IN ({list})"
+            );
+            let objects_sql = format!(
+                "SELECT ri.image_id, r.application_id, r.kind, r.namespace, r.name FROM resource_images ri
+                 JOIN resources r ON r.id = ri.resource_id WHERE ri.image_id IN ({list})"
+            );
+            type Run = (i64, Option<String>, Option<String>, Option<String>);
+            type Object = (i64, i64, String, String, String);
+            let (run_rows, object_rows): (Vec<Run>, Vec<Object>) = on_pool!(self.pool(), |p| {
+                let mut runs = sqlx::query_as(&runs_sql);
+                let mut objects = sqlx::query_as(&objects_sql);
+                for id in chunk {
+                    runs = runs.bind(*id);
+                    objects = objects.bind(*id);
+                }
+                (runs.fetch_all(p).await?, objects.fetch_all(p).await?)
+            });
+            for (image_id, system, run, name) in run_rows {
                 let run = format!("{} {}", system.unwrap_or_default(), run.unwrap_or_default());
-                pipelines.insert(match name {
+                runs.entry(image_id).or_default().insert(match name {
                     Some(name) => format!("{run} ({name})"),
                     None => run,
                 });
             }
-            for (kind, namespace, name) in objects {
-                resources.insert(format!("{kind} {namespace}/{name}"));
+            for (image_id, application_id, kind, namespace, name) in object_rows {
+                objects.entry((image_id, application_id)).or_default().insert(format!("{kind} {namespace}/{name}"));
             }
-            images.push(ImageChange { repository, tag, previous_tag });
         }
-        Ok((images, pipelines.into_iter().collect(), resources.into_iter().collect()))
+        Ok(pairs
+            .iter()
+            .zip(changed)
+            .map(|((_, to), images)| {
+                let application = application_of.get(to).copied().unwrap_or_default();
+                let mut pipelines = BTreeSet::new();
+                let mut resources = BTreeSet::new();
+                for (image_id, _) in &images {
+                    pipelines.extend(runs.get(image_id).into_iter().flatten().cloned());
+                    resources.extend(objects.get(&(*image_id, application)).into_iter().flatten().cloned());
+                }
+                (
+                    images.into_iter().map(|(_, image)| image).collect(),
+                    pipelines.into_iter().collect(),
+                    resources.into_iter().collect(),
+                )
+            })
+            .collect())
     }
 
     /// Authors and committers of the commits, as `Name <email>`.

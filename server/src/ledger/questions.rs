@@ -230,9 +230,15 @@ impl Ledger {
         since: i64,
         until: i64,
     ) -> Result<EnvironmentChanges, LedgerError> {
-        type Row = (i64, i64, String, String, String, i64, String, i64, Option<String>, bool, bool);
+        type Row = (i64, i64, String, String, String, i64, String, i64, Option<String>, bool, bool, Option<i64>);
         let sql = "SELECT d.id, d.application_id, a.instance, a.namespace, a.name, d.history_id, d.revision,
-                          COALESCE(d.finished_at, d.started_at), d.initiated_by, d.automated, d.is_rollback
+                          COALESCE(d.finished_at, d.started_at), d.initiated_by, d.automated, d.is_rollback,
+                          (SELECT p.id FROM deployments p
+                           WHERE p.application_id = d.application_id AND p.phase = 'Succeeded'
+                             AND (COALESCE(p.finished_at, p.started_at) < COALESCE(d.finished_at, d.started_at)
+                                  OR (COALESCE(p.finished_at, p.started_at) = COALESCE(d.finished_at, d.started_at)
+                                      AND p.history_id < d.history_id))
+                           ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.history_id DESC LIMIT 1)
                    FROM deployments d JOIN applications a ON a.id = d.application_id
                    WHERE a.environment_id = $1 AND d.phase = 'Succeeded'
                      AND COALESCE(d.finished_at, d.started_at) >= $2 AND COALESCE(d.finished_at, d.started_at) < $3
@@ -247,27 +253,16 @@ impl Ledger {
                 .await?
         });
         let mut truncated = rows.len() as i64 > DEPLOYMENT_LIMIT;
-        let mut cache = DiffCache::default();
+        let rows: Vec<Row> = rows.into_iter().take(DEPLOYMENT_LIMIT as usize).collect();
+        let pairs: Vec<(Option<i64>, i64)> = rows.iter().map(|row| (row.11, row.0)).collect();
+        let change_sets = self.change_sets(&pairs, &mut DiffCache::default()).await?;
         let mut deployments = Vec::with_capacity(rows.len());
         let mut entered: BTreeMap<String, FeatureRef> = BTreeMap::new();
         let mut left: BTreeMap<String, FeatureRef> = BTreeMap::new();
         let mut pull_requests: BTreeMap<(String, i64), PullRequestRef> = BTreeMap::new();
-        for row in rows.into_iter().take(DEPLOYMENT_LIMIT as usize) {
-            let (
-                id,
-                application_id,
-                instance,
-                namespace,
-                name,
-                history_id,
-                revision,
-                at,
-                initiated_by,
-                automated,
-                is_rollback,
-            ) = row;
-            let previous = self.previous_deployment(application_id, at, history_id).await?;
-            let changes = self.change_set(previous.map(|(id, ..)| id), id, &mut cache).await?;
+        for (row, changes) in rows.into_iter().zip(change_sets) {
+            let (_, _, instance, namespace, name, history_id, revision, at, initiated_by, automated, is_rollback, _) =
+                row;
             truncated |= changes.truncated;
             entered.extend(changes.features_entered.iter().map(|f| (f.key.clone(), f.clone())));
             left.extend(changes.features_left.iter().map(|f| (f.key.clone(), f.clone())));
