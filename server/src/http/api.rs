@@ -63,6 +63,11 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
+/// A commit id or a prefix of one: 4 to 64 hexadecimal digits.
+pub(crate) fn is_commit_prefix(sha: &str) -> bool {
+    (4..=64).contains(&sha.len()) && sha.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn path_error(rejection: PathRejection, accepted: &str) -> ApiError {
     ApiError::BadRequest(format!("{}; {accepted}", rejection.body_text()))
 }
@@ -117,7 +122,7 @@ async fn commit(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<CommitCard>, ApiError> {
     let Path((repo, sha)) = path.map_err(|r| path_error(r, "a repository name and a commit id are expected"))?;
-    if sha.len() < 4 || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_commit_prefix(&sha) {
         return Err(ApiError::BadRequest(format!(
             "`sha` is `{sha}`; a commit id or a prefix of 4 to 64 hexadecimal digits is accepted"
         )));

@@ -41,6 +41,13 @@ fn query_error(rejection: QueryRejection) -> ApiError {
     ApiError::BadRequest(format!("{}; see /api/v1/openapi.json for the parameters", rejection.body_text()))
 }
 
+/// A parameter that must be present and not blank.
+fn required(field: &'static str, value: Option<String>, what: &str) -> Result<String, ApiError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ApiError::BadParameter { field, message: format!("is required: {what}") })
+}
+
 /// `since` and `until` as RFC 3339 times (or dates), `until` after `since`.
 fn window(since: Option<&str>, until: Option<&str>) -> Result<(i64, i64), ApiError> {
     let parse = |field: &'static str, text: &str| {
@@ -133,9 +140,8 @@ async fn compare(
     query: Result<Query<CompareQuery>, QueryRejection>,
 ) -> Result<Json<Comparison>, ApiError> {
     let Query(query) = query.map_err(query_error)?;
-    let missing = |field| ApiError::BadParameter { field, message: "is required: an environment name".into() };
-    let from = query.from.filter(|s| !s.trim().is_empty()).ok_or_else(|| missing("from"))?;
-    let to = query.to.filter(|s| !s.trim().is_empty()).ok_or_else(|| missing("to"))?;
+    let from = required("from", query.from, "an environment name")?;
+    let to = required("to", query.to, "an environment name")?;
     let from = environment(&state.ledger, &from).await?;
     let to = environment(&state.ledger, &to).await?;
     Ok(Json(state.ledger.compare_environments(&from, &to).await?))
@@ -167,10 +173,7 @@ async fn manifest_commits(
     query: Result<Query<ManifestQuery>, QueryRejection>,
 ) -> Result<Json<ManifestChanges>, ApiError> {
     let Query(query) = query.map_err(query_error)?;
-    let env = query
-        .env
-        .filter(|s| !s.trim().is_empty())
-        .ok_or(ApiError::BadParameter { field: "env", message: "is required: an environment name".into() })?;
+    let env = required("env", query.env, "an environment name")?;
     let (since, until) = window(query.since.as_deref(), query.until.as_deref())?;
     let environment = environment(&state.ledger, &env).await?;
     Ok(Json(state.ledger.manifest_commits(&environment, since, until).await?))
@@ -226,7 +229,7 @@ pub(crate) async fn resolve_target(ledger: &Ledger, request: &RollbackRequest) -
         }
         (None, None, Some(commit)) => {
             let sha = commit.sha.trim().to_ascii_lowercase();
-            if sha.len() < 4 || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !super::api::is_commit_prefix(&sha) {
                 return Err(field("commit.sha", format!("is `{sha}`; 4 to 64 hexadecimal digits are accepted")));
             }
             match ledger.commit_card(&commit.repo, &sha).await? {
@@ -303,10 +306,7 @@ async fn ask(
     query: Result<Query<AskQuery>, QueryRejection>,
 ) -> Result<Json<AskResponse>, ApiError> {
     let Query(query) = query.map_err(query_error)?;
-    let question = query.q.filter(|q| !q.trim().is_empty()).ok_or(ApiError::BadParameter {
-        field: "q",
-        message: "is required: a question such as \"Is SHOP-12 deployed in production now?\"".into(),
-    })?;
+    let question = required("q", query.q, "a question such as \"Is SHOP-12 deployed in production now?\"")?;
     if question.len() > 1000 {
         return Err(ApiError::BadParameter { field: "q", message: "is longer than 1000 characters".into() });
     }

@@ -233,6 +233,22 @@ macro_rules! repository_id {
     }};
 }
 
+/// Inside a transaction `$tx`: the id of image `$image` (an [`ImageRef`]), recorded if new.
+macro_rules! image_id {
+    ($tx:ident, $image:expr) => {{
+        let image: &ImageRef = $image;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO images (repository, tag) VALUES ($1, $2)
+             ON CONFLICT (repository, tag) DO UPDATE SET tag = excluded.tag RETURNING id",
+        )
+        .bind(&image.repository)
+        .bind(&image.tag)
+        .fetch_one(&mut *$tx)
+        .await?;
+        id
+    }};
+}
+
 /// Inside a transaction `$tx`: makes sure each feature key exists and links it to row
 /// `$id` with `$insert_link` (`INSERT INTO <link table> (<row column>, feature_id)`).
 macro_rules! link_features {
@@ -401,14 +417,7 @@ impl Ledger {
             let sides =
                 fact.images_before.iter().map(|i| ("before", i)).chain(fact.images_after.iter().map(|i| ("after", i)));
             for (side, image) in sides {
-                let image_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO images (repository, tag) VALUES ($1, $2)
-                     ON CONFLICT (repository, tag) DO UPDATE SET tag = excluded.tag RETURNING id",
-                )
-                .bind(&image.repository)
-                .bind(&image.tag)
-                .fetch_one(&mut *tx)
-                .await?;
+                let image_id = image_id!(tx, image);
                 sqlx::query(
                     "INSERT INTO deployment_images (deployment_id, image_id, side) VALUES ($1, $2, $3)
                      ON CONFLICT DO NOTHING",
@@ -484,14 +493,7 @@ impl Ledger {
                 .fetch_one(&mut *tx)
                 .await?;
                 for image in &resource.images {
-                    let image_id: i64 = sqlx::query_scalar(
-                        "INSERT INTO images (repository, tag) VALUES ($1, $2)
-                         ON CONFLICT (repository, tag) DO UPDATE SET tag = excluded.tag RETURNING id",
-                    )
-                    .bind(&image.repository)
-                    .bind(&image.tag)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    let image_id = image_id!(tx, image);
                     sqlx::query(
                         "INSERT INTO resource_images (resource_id, image_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     )
