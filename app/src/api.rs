@@ -102,6 +102,20 @@ pub struct FeatureSummary {
 pub struct SearchResults {
     pub features: Vec<FeatureSummary>,
     pub applications: Vec<ApplicationSummary>,
+    /// The query read as a question (`GET /api/v1/ask`), when it reads like one.
+    pub answer: Option<QuestionAnswer>,
+}
+
+/// A search query answered as a question.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionAnswer {
+    /// Whether the question was understood; `summary` answers it.
+    pub understood: bool,
+    /// The answer in a sentence, or what is missing.
+    pub summary: String,
+    /// When not understood: what was recognised, and questions that can be asked.
+    pub recognised: Vec<String>,
+    pub examples: Vec<String>,
 }
 
 /// The longest search query accepted, in characters.

@@ -47,6 +47,20 @@ test("search runs in place and keeps the query in the address", async ({ page })
   expect(marker, "searching did not reload the page").toBe(7);
 });
 
+test("a question in the search box gets an answer, or questions to try", async ({ page }) => {
+  await page.goto("/search");
+  await hydrated(page);
+  await page.getByRole("searchbox").fill("Is SHOP-1 deployed in production now?");
+  await page.getByRole("button", { name: "Search" }).click();
+  const answer = page.getByTestId("answer");
+  // The ledger is empty: no environment or feature is known yet, so it says what it can answer.
+  const example = answer.getByRole("link", { name: "Which feature was implemented by pull request 432?" });
+  await expect(example).toBeVisible();
+  await example.click();
+  await expect(page).toHaveURL(/\/search\?q=Which%20feature%20was%20implemented%20by%20pull%20request%20432%3F$/);
+  await expect(page.getByTestId("answer")).toHaveText("Pull request #432 is not in the ledger.");
+});
+
 test.describe("an unknown address", () => {
   // The 404 is the point of this test; Chromium also logs it to the console.
   test.use({ allowedProblems: /^HTTP 404: .*\/nowhere$|^console error: Failed to load resource: .* 404/ });

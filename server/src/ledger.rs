@@ -8,9 +8,9 @@
 
 mod ancestry;
 pub mod cards;
+mod facts;
 pub mod presence;
 pub mod questions;
-mod facts;
 mod reads;
 mod repositories;
 

@@ -124,4 +124,3 @@ pub fn generate_history(path: &Path, commits: usize) {
     let status = Command::new("git").arg("-C").arg(path).args(["update-ref", "-d", "refs/heads/topic"]).status();
     assert!(status.unwrap().success());
 }
-

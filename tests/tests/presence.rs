@@ -381,6 +381,19 @@ async fn ask(backend: &str, server: &Server, database: &TestDatabase) {
     let (status, body) = get(server, "/api/v1/ask").await;
     assert_eq!((status, body["field"].as_str()), (400, Some("q")), "{backend}: {body}");
 
+    // The dashboard's search box reads a question the same way.
+    let response = reqwest::Client::new()
+        .post(server.url("/api/fn/search"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body("query=Is+SHOP-3+deployed+in+prod+now%3F")
+        .send()
+        .await
+        .unwrap();
+    let found: Value = response.json().await.unwrap();
+    assert_eq!(found["answer"]["understood"], true, "{backend}: {found}");
+    assert!(found["answer"]["summary"].as_str().unwrap().starts_with("Yes: SHOP-3 is in production now"), "{found}");
+
     // The command line prints the same answer as a table, or the API's JSON.
     let dir = tempfile::tempdir().unwrap();
     let question = "Is SHOP-3 deployed in production now?";

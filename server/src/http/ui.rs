@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use landfall_app::api::{
     AppError, ApplicationSummary, Backend, DeploymentSummary, EnvironmentSummary, FeatureSummary, Overview,
-    SearchResults,
+    QuestionAnswer, SearchResults,
 };
 use landfall_app::{App, shell};
 use leptos::prelude::provide_context;
@@ -16,7 +16,7 @@ use super::AppState;
 use crate::ledger::{Ledger, LedgerError};
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let backend: Arc<dyn Backend> = Arc::new(LedgerBackend(state.ledger.clone()));
+    let backend: Arc<dyn Backend> = Arc::new(LedgerBackend(state.ledger.clone(), state.projects.clone()));
     let options = state.leptos.clone();
     let routes = generate_route_list(App);
     Router::new()
@@ -29,7 +29,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
 }
 
-struct LedgerBackend(Ledger);
+/// The ledger, and the configured feature projects questions may name.
+struct LedgerBackend(Ledger, Arc<[String]>);
 
 /// The page gets a clean message; the log gets the detail.
 fn unavailable(error: LedgerError) -> AppError {
@@ -64,7 +65,25 @@ impl Backend for LedgerBackend {
         self.0.features().await.map_err(unavailable)
     }
 
+    /// Finds what the text names, and reads a query of several words as a question too
+    /// (in UTC: the page does not send the browser's zone yet).
     async fn search(&self, query: &str) -> Result<SearchResults, AppError> {
-        self.0.search(query).await.map_err(unavailable)
+        let mut results = self.0.search(query).await.map_err(unavailable)?;
+        let words = query.split_whitespace().count();
+        if words >= 2 {
+            let vocabulary = crate::answer::vocabulary(&self.0, &self.1, query).await.map_err(unavailable)?;
+            let now = super::questions::now_ms();
+            let response = crate::answer::answer(&self.0, &vocabulary, query, "UTC", &jiff::tz::TimeZone::UTC, now)
+                .await
+                .map_err(unavailable)?;
+            let understood = response.understood.is_some();
+            // A couple of words that are not a question are just a search.
+            if understood || words >= 3 || query.contains('?') {
+                let (recognised, examples) =
+                    response.not_understood.map(|n| (n.understood, n.examples)).unwrap_or_default();
+                results.answer = Some(QuestionAnswer { understood, summary: response.summary, recognised, examples });
+            }
+        }
+        Ok(results)
     }
 }

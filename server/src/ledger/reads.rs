@@ -120,6 +120,7 @@ impl Ledger {
         Ok(SearchResults {
             features: self.find_features(Some(&pattern)).await?,
             applications: rows.into_iter().map(application).collect(),
+            answer: None,
         })
     }
 
