@@ -20,6 +20,12 @@
 //!
 //! With `default-features = false` and only `sha1`, gix has no pack delta-base cache; the
 //! last line measures gix with its caches (and the `parallel` feature) enabled.
+//!
+//! Measured on 2 busy cores (git 2.47.3, 100,000 commits, medians): the connector's CLI path
+//! takes about 0.94 s. gix takes 0.53 s walking in any order plus an in-memory parents-first
+//! sort. gix's own topo-order walk takes 2.9 s with no commit-graph file (2.5 s of it is the
+//! ordering), 0.97 s with an object cache, and 0.6 s once `git gc` has written a
+//! commit-graph. `max-performance-safe` changes nothing here.
 
 use std::io::Write;
 use std::path::Path;

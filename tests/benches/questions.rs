@@ -61,6 +61,11 @@ impl Pool {
 
 /// Inserts rows in multi-row statements of `chunk` rows inside one transaction.
 async fn insert(pool: &Pool, head: &str, rows: impl Iterator<Item = String>, chunk: usize) {
+    // PostgreSQL's identity columns take given ids only when told to.
+    let head = match pool {
+        Pool::Postgres(_) if head.contains("(id,") => format!("{head} OVERRIDING SYSTEM VALUE"),
+        _ => head.to_string(),
+    };
     let mut sql = String::from("BEGIN;");
     let mut in_statement = 0;
     for row in rows {
@@ -406,11 +411,7 @@ async fn generate(pool: &Pool, shape: &Shape) {
         2000,
     )
     .await;
-    if let Pool::Postgres(_) = pool {
-        pool.exec("ANALYZE").await;
-    } else {
-        pool.exec("ANALYZE").await;
-    }
+    pool.exec("ANALYZE").await;
     println!(
         "generated {} repositories, {} commits, {features} features, {applications} applications, {} deployments in {:.0} s",
         shape.repositories + 1,

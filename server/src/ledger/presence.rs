@@ -525,19 +525,9 @@ impl Ledger {
         Ok((features.into_values().collect(), pull_requests.into_values().collect()))
     }
 
-    /// What deployment `to` changed relative to deployment `from` of the same
-    /// application (`None`: `to` is the first).
-    pub(crate) async fn change_set(
-        &self,
-        from: Option<i64>,
-        to: i64,
-        cache: &mut DiffCache,
-    ) -> Result<ChangeSet, LedgerError> {
-        Ok(self.change_sets(&[(from, to)], cache).await?.remove(0))
-    }
-
-    /// [`Ledger::change_set`] for many `(previous, deployment)` pairs with a fixed number
-    /// of queries, plus one diff per distinct pair of source sets.
+    /// What each deployment changed relative to the previous one of its application
+    /// (`None`: it is the first), for many `(previous, deployment)` pairs with a fixed
+    /// number of queries, plus one diff per distinct pair of source sets.
     pub(crate) async fn change_sets(
         &self,
         pairs: &[(Option<i64>, i64)],

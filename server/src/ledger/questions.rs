@@ -320,7 +320,7 @@ impl Ledger {
             return Err(PlanError::NeverReached);
         }
         let mut applications = Vec::new();
-        let mut cache = DiffCache::default();
+        let mut leaving: Vec<(usize, (Option<i64>, i64))> = Vec::new();
         for presence in in_environment {
             let app = &presence.application;
             type AppRow = (i64, bool, Option<i64>);
@@ -379,7 +379,6 @@ impl Ledger {
                     );
                 }
                 (Some((previous_id, history_id, ..)), true, Some(current)) => {
-                    let changes = self.change_set(Some(*previous_id), current, &mut cache).await?;
                     step.action = "rollback".into();
                     step.reason = if automated_sync {
                         format!(
@@ -390,12 +389,18 @@ impl Ledger {
                         format!("return to history {history_id}")
                     };
                     // What `current` has and `previous` lacks is what leaves.
-                    step.features_leaving = changes.features_entered;
-                    step.pull_requests_leaving = changes.pull_requests_entered;
-                    step.truncated = changes.truncated;
+                    leaving.push((applications.len(), (Some(*previous_id), current)));
                 }
             }
             applications.push(step);
+        }
+        let pairs: Vec<(Option<i64>, i64)> = leaving.iter().map(|(_, pair)| *pair).collect();
+        let change_sets = self.change_sets(&pairs, &mut DiffCache::default()).await?;
+        for ((index, _), changes) in leaving.into_iter().zip(change_sets) {
+            let step = &mut applications[index];
+            step.features_leaving = changes.features_entered;
+            step.pull_requests_leaving = changes.pull_requests_entered;
+            step.truncated = changes.truncated;
         }
         Ok(RollbackPlan { environment: environment.name.clone(), target: target.to_string(), applications })
     }
