@@ -392,11 +392,16 @@ async fn generate(pool: &Pool, shape: &Shape) {
     let manifest_commits = 365 * 20;
     insert(
         pool,
-        "INSERT INTO commits (repository_id, sha, author_name, author_email, authored_at, committer_name,
+        "INSERT INTO commits (id, repository_id, sha, author_name, author_email, authored_at, committer_name,
              committer_email, committed_at, message, reachable)",
         (0..manifest_commits).map(|m| {
             let at = T0 + (m as i64) * DAY / 20;
-            format!("({gitops}, '{}', 'Ops {o}', 'ops{o}@example.com', {at}, 'Ops {o}', 'ops{o}@example.com', {at}, 'Bump', TRUE)", sha(gitops, m), o = m % 7)
+            format!(
+                "({}, {gitops}, '{}', 'Ops {o}', 'ops{o}@example.com', {at}, 'Ops {o}', 'ops{o}@example.com', {at}, 'Bump', TRUE)",
+                shape.repositories * c + m + 1,
+                sha(gitops, m),
+                o = m % 7
+            )
         }),
         1000,
     )
