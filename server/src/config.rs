@@ -79,6 +79,10 @@ pub struct RepositoryConfig {
     /// Private key file for SSH URLs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_key: Option<PathBuf>,
+    /// More ways this repository's commit messages name a pull request, beyond GitHub's
+    /// and GitLab's: text around a `{number}` placeholder, such as `Merged PR {number}:`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_request_patterns: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +240,14 @@ impl Settings {
                 .find(|b| b.is_empty() || b.starts_with('-') || b.contains(['\0', ' ', '~', '^', ':', '?', '*', '[']))
             {
                 return Err(format!("setting `{at}.branches` has `{branch}`, which is not a branch name"));
+            }
+            for pattern in &repository.pull_request_patterns {
+                if let Some(problem) = crate::correlate::pattern_problem(pattern) {
+                    return Err(format!(
+                        "setting `{at}.pull_request_patterns` has `{pattern}`, which {problem}; accepted: text around \
+                         one `{{number}}`, such as \"Merged PR {{number}}:\""
+                    ));
+                }
             }
         }
         for project in &self.features.projects {
@@ -603,6 +615,11 @@ mod tests {
         assert!(error.to_string().contains("unknown setting") && error.to_string().contains("token_env"), "{error}");
         let error = write_and_load("[features]\nprojects = [\"shop\"]\n").unwrap_err();
         assert!(error.to_string().contains("features.projects") && error.to_string().contains("SHOP"), "{error}");
+        let error =
+            write_and_load("[[repository]]\nname = \"a\"\nurl = \"x\"\npull_request_patterns = [\"{number}\"]\n")
+                .unwrap_err();
+        assert!(error.to_string().contains("repository[0].pull_request_patterns"), "{error}");
+        assert!(error.to_string().contains("Merged PR {number}:"), "{error}");
         let error = write_and_load("sync_interval_seconds = 1\n").unwrap_err();
         assert!(error.to_string().contains("at least 10"), "{error}");
     }

@@ -105,6 +105,41 @@ pub fn pull_request_in(message: &str) -> Option<i64> {
     None
 }
 
+/// The pull request named by one of a repository's own `patterns`, each text around a
+/// `{number}` placeholder (`Merged PR {number}:` for Azure Repos, `PR-{number} ` ...),
+/// matched anywhere in the message; the first pattern that matches wins.
+pub fn pull_request_by_patterns(message: &str, patterns: &[String]) -> Option<i64> {
+    patterns.iter().find_map(|pattern| {
+        let (before, after) = pattern.split_once(PLACEHOLDER)?;
+        if before.is_empty() {
+            return None;
+        }
+        let mut rest = message;
+        while let Some(at) = rest.find(before) {
+            rest = &rest[at + before.len()..];
+            if let Some((number, tail)) = leading_number(rest)
+                && tail.starts_with(after)
+            {
+                return Some(number);
+            }
+        }
+        None
+    })
+}
+
+/// The placeholder a pull-request pattern marks the number with.
+pub const PLACEHOLDER: &str = "{number}";
+
+/// Why a pull-request pattern cannot be used, if it cannot.
+pub fn pattern_problem(pattern: &str) -> Option<&'static str> {
+    match pattern.split_once(PLACEHOLDER) {
+        None => Some("has no `{number}` placeholder"),
+        Some((_, after)) if after.contains(PLACEHOLDER) => Some("has more than one `{number}`"),
+        Some(("", _)) => Some("needs text before `{number}` (a bare number would match every number)"),
+        Some(_) => None,
+    }
+}
+
 /// A positive decimal number at the start of `text`, and what follows it.
 fn leading_number(text: &str) -> Option<(i64, &str)> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
@@ -113,6 +148,30 @@ fn leading_number(text: &str) -> Option<(i64, &str)> {
     }
     let number: i64 = text[..digits].parse().ok()?;
     (number > 0).then_some((number, &text[digits..]))
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    #[test]
+    fn a_repository_s_own_patterns_name_pull_requests() {
+        let patterns = vec!["Merged PR {number}:".to_string(), "(PR-{number})".to_string()];
+        assert_eq!(pull_request_by_patterns("Merged PR 4312: Add the basket", &patterns), Some(4312));
+        assert_eq!(pull_request_by_patterns("Fix totals (PR-77)\n\nSHOP-3", &patterns), Some(77));
+        assert_eq!(pull_request_by_patterns("Merged PR 12 without colon", &patterns), None);
+        assert_eq!(pull_request_by_patterns("Merged PR x: Merged PR 9: twice", &patterns), Some(9));
+        assert_eq!(pull_request_by_patterns("nothing here", &patterns), None);
+        assert_eq!(pull_request_by_patterns("Merged PR 1:", &[]), None);
+    }
+
+    #[test]
+    fn unusable_patterns_are_named() {
+        assert_eq!(pattern_problem("Merged PR {number}:"), None);
+        assert!(pattern_problem("Merged PR").unwrap().contains("no `{number}`"));
+        assert!(pattern_problem("{number}:").unwrap().contains("text before"));
+        assert!(pattern_problem("PR {number} and {number}").unwrap().contains("more than one"));
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::config::RepositoryConfig;
-use crate::correlate::{FeatureProjects, pull_request_in};
+use crate::correlate::{FeatureProjects, pull_request_by_patterns, pull_request_in};
 use crate::ledger::{CommitFact, Ledger, LedgerError, PersonTime, RepositoryFact};
 
 /// Commits stored per ledger transaction.
@@ -368,13 +368,17 @@ async fn walk(
     let out = repository.run(&args, Some(input)).await?;
     out.split(|&b| b == 0)
         .filter(|record| !record.is_empty())
-        .map(|record| parse_commit(&repository.config.name, record, projects))
+        .map(|record| parse_commit(repository.config, record, projects))
         .collect()
 }
 
 /// One `git log` record into a commit fact. Messages that are not UTF-8 are kept with
 /// the invalid bytes replaced.
-fn parse_commit(repository: &str, record: &[u8], projects: &FeatureProjects) -> Result<CommitFact, GitError> {
+fn parse_commit(
+    repository: &RepositoryConfig,
+    record: &[u8],
+    projects: &FeatureProjects,
+) -> Result<CommitFact, GitError> {
     let record = String::from_utf8_lossy(record);
     let fields: Vec<&str> = record.splitn(9, FIELD).collect();
     let malformed = || GitError::Command { command: "log".into(), message: "unexpected output format".into() };
@@ -398,12 +402,13 @@ fn parse_commit(repository: &str, record: &[u8], projects: &FeatureProjects) -> 
     };
     let message = message.trim_end_matches('\n').to_string();
     Ok(CommitFact {
-        repository: repository.to_string(),
+        repository: repository.name.clone(),
         sha: sha.trim().to_string(),
         parents: parents.split_whitespace().map(str::to_string).collect(),
         author: person(author_name, author_email, author_date)?,
         committer: person(committer_name, committer_email, committer_date)?,
-        pull_request_number: pull_request_in(&message),
+        pull_request_number: pull_request_in(&message)
+            .or_else(|| pull_request_by_patterns(&message, &repository.pull_request_patterns)),
         feature_keys: projects.keys_in(&message),
         message,
     })
@@ -495,6 +500,7 @@ mod tests {
             branches: vec![],
             token_env: Some(variable.into()),
             ssh_key: Some(PathBuf::from("/keys/deploy")),
+            pull_request_patterns: vec![],
         };
         let repository = Repository::new(&config, Path::new("/data"));
         let error = repository.git().expect_err("the variable is unset");
@@ -528,6 +534,7 @@ mod tests {
             branches: vec![],
             token_env: None,
             ssh_key: None,
+            pull_request_patterns: vec![],
         };
         let repository = Repository::new(&config, Path::new("/data"));
         assert_eq!(repository.display_url(), "https://git.example/shop.git");

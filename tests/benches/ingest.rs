@@ -62,6 +62,7 @@ async fn run(backend: &str, database: TestDatabase, repo: &Path, data: &Path) {
         branches: vec![],
         token_env: None,
         ssh_key: None,
+        pull_request_patterns: vec![],
     };
     let projects = FeatureProjects::new(["SHOP"]);
 

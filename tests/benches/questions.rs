@@ -484,9 +484,9 @@ async fn questions(backend: &str, database: &TestDatabase, shape: &Shape) {
         client.get(url(&format!("/api/v1/features/SHOP-{}", keys[i])))
     })
     .await;
-    measure(&client, &server, "4        POST /rollback-plans (staging, a feature)", |i| {
+    measure(&client, &server, "4        POST /rollback-plans (dev, a recent feature)", |i| {
         client.post(url("/api/v1/rollback-plans")).json(&serde_json::json!({
-            // Recent features: the ones a rollback is asked about, and present in staging.
+            // Recent features: the ones a rollback is asked about, and present in dev.
             "environment": "dev", "feature": format!("SHOP-{}", features - 1 - (i % 200) * 13 % 400)
         }))
     })
@@ -500,7 +500,7 @@ async fn questions(backend: &str, database: &TestDatabase, shape: &Shape) {
         )))
     })
     .await;
-    measure(&client, &server, "7        GET /environments/staging/changes (a morning)", |i| {
+    measure(&client, &server, "7        GET /environments/staging/changes (12 hours)", |i| {
         let day = T0 + ((i % 290) as i64) * DAY;
         client.get(url(&format!(
             "/api/v1/environments/staging/changes?since={}&until={}",

@@ -132,6 +132,24 @@ async fn commit_details_are_kept_exactly() {
 }
 
 #[tokio::test]
+async fn a_repository_s_own_pull_request_patterns_are_read() {
+    let database = TestDatabase::sqlite();
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("billing");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    commit(&repo, "a.txt", b"Merged PR 4312: SHOP-8 invoices in euros\n");
+    let file = config(work.path(), &database, &[("billing", &repo)]);
+    let text = std::fs::read_to_string(&file).unwrap() + "pull_request_patterns = [\"Merged PR {number}:\"]\n";
+    std::fs::write(&file, text).unwrap();
+    let (ok, text) = ingest(work.path(), &file);
+    assert!(ok && text.contains("1 new commits, 1 features, 1 pull requests"), "{text}");
+    let ledger = Ledger::open(&database.url).await.unwrap();
+    let card = ledger.pull_request_card("billing", 4312).await.unwrap().expect("PR 4312 from the pattern");
+    assert_eq!(card.features[0].key, "SHOP-8");
+}
+
+#[tokio::test]
 async fn urls_are_cloned_into_the_data_directory_and_fetched() {
     let database = TestDatabase::sqlite();
     let work = tempfile::tempdir().unwrap();
