@@ -113,6 +113,20 @@ fn conventional_aliases(name: &str) -> Vec<String> {
     aliases
 }
 
+/// The environment the parser named, or an early answer saying it has just gone (the
+/// vocabulary was read a moment before).
+macro_rules! known_environment {
+    ($ledger:expr, $name:expr, $response:ident) => {
+        match $ledger.environment($name).await? {
+            Some(environment) => environment,
+            None => {
+                $response.summary = format!("Environment {} is no longer in the ledger.", $name);
+                return Ok($response);
+            }
+        }
+    };
+}
+
 /// Reads `question` in zone `tz` at `now_ms` and answers it from the ledger.
 pub async fn answer(
     ledger: &Ledger,
@@ -175,7 +189,7 @@ pub async fn answer(
             (summary, Some(Answer::Presence(answer)))
         }
         Question::RollbackBefore { environment, target } => {
-            let environment = ledger.environment(&environment).await?.expect("vocabulary environments exist");
+            let environment = known_environment!(ledger, &environment, response);
             match resolve(ledger, &target).await? {
                 Err(message) => (message, None),
                 Ok(target) => match ledger.rollback_plan(&environment, &target).await {
@@ -188,7 +202,7 @@ pub async fn answer(
             }
         }
         Question::ManifestPushers { environment, window } => {
-            let environment = ledger.environment(&environment).await?.expect("vocabulary environments exist");
+            let environment = known_environment!(ledger, &environment, response);
             let changes = ledger.manifest_commits(&environment, window.since, window.until).await?;
             let people: Vec<String> = changes.people.iter().map(|p| format!("{} ({})", p.name, p.commits)).collect();
             let summary = if people.is_empty() {
@@ -199,7 +213,7 @@ pub async fn answer(
             (summary, Some(Answer::ManifestChanges(changes)))
         }
         Question::FeaturesEntered { environment, window } => {
-            let environment = ledger.environment(&environment).await?.expect("vocabulary environments exist");
+            let environment = known_environment!(ledger, &environment, response);
             let changes = ledger.environment_changes(&environment, window.since, window.until).await?;
             let keys: Vec<&str> = changes.features_entered.iter().map(|f| f.key.as_str()).collect();
             let summary = if keys.is_empty() {
@@ -234,8 +248,8 @@ pub async fn answer(
             }
         },
         Question::Compare { from, to } => {
-            let from = ledger.environment(&from).await?.expect("vocabulary environments exist");
-            let to = ledger.environment(&to).await?.expect("vocabulary environments exist");
+            let from = known_environment!(ledger, &from, response);
+            let to = known_environment!(ledger, &to, response);
             let comparison = ledger.compare_environments(&from, &to).await?;
             let keys: Vec<&str> = comparison.only_in_from.iter().map(|f| f.key.as_str()).collect();
             let summary = if keys.is_empty() {
