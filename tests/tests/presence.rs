@@ -370,6 +370,11 @@ async fn ask(backend: &str, server: &Server, database: &TestDatabase) {
         assert_eq!(body["answer"]["kind"], kind, "{backend}: {question}: {body}");
         let summary = body["summary"].as_str().unwrap();
         assert!(summary.contains(expected), "{backend}: {question}: {summary}");
+        // The command line prints the same summary above its table.
+        let dir = tempfile::tempdir().unwrap();
+        let output = run(dir.path(), &["--database-url", database.url.expose(), "ask", "--tz", "UTC", question], &[]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && text.contains(summary), "{backend}: landfall ask {question:?}: {text}");
     }
 
     let (status, body) = get(server, "/api/v1/ask?q=Is%20SHOP-2%20deployed%3F").await;
