@@ -260,6 +260,7 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
             (zone.iana_name().unwrap_or("UTC").to_string(), zone)
         }
     };
+    config::prepare_data_dir(&settings.data_dir)?;
     let ledger = Ledger::open(&settings.database()).await?;
     let vocabulary = crate::answer::vocabulary(&ledger, &settings.features.projects, &args.question).await?;
     let now = std::time::SystemTime::now()

@@ -212,3 +212,24 @@ async fn json_logs_are_one_object_per_line() {
     }
     assert!(String::from_utf8(output.stdout).unwrap().contains("is up to date"));
 }
+
+#[test]
+fn ask_on_a_new_data_directory_says_what_can_be_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let output = landfall_tests::run(
+        dir.path(),
+        &["--data-dir", data.to_str().unwrap(), "ask", "--tz", "Europe/Paris", "Is SHOP-1 in prod now?"],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("SHOP-1 is not an issue of a feature project"), "{text}");
+    assert!(text.contains("  Which feature was implemented by pull request 432?"), "{text}");
+
+    let output =
+        landfall_tests::run(dir.path(), &["--data-dir", data.to_str().unwrap(), "ask", "--tz", "Mars/Base", "hi"], &[]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("--tz") && error.contains("Europe/Paris"), "{error}");
+}
