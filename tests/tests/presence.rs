@@ -212,6 +212,7 @@ async fn story(backend: &str, database: TestDatabase) {
     assert!(step.automated_sync && step.reason.contains("automated sync"), "{backend}: {}", step.reason);
     let plan = ledger.rollback_plan(&production, &Target::Feature("SHOP-3".into())).await.unwrap();
     assert_eq!(plan.applications[0].action, "none", "{backend}: production no longer runs SHOP-3");
+    assert_eq!(plan.applications[0].return_to, None, "{backend}: nothing to return to");
     let plan = ledger.rollback_plan(&staging, &Target::Feature("SHOP-1".into())).await.unwrap();
     assert_eq!(plan.applications[0].action, "impossible", "{backend}");
     let plan = ledger.rollback_plan(&staging, &Target::PullRequest { repo: "shop-api".into(), number: 13 }).await;

@@ -85,7 +85,7 @@ pub struct RollbackStep {
     pub reason: String,
     /// The first deployment that carried the target.
     pub first_carrying: DeploymentRef,
-    /// The last deployment before it: the one to return to.
+    /// The last deployment before it: the one to return to (when `action` is `rollback`).
     pub return_to: Option<DeploymentRef>,
     /// Argo CD refuses to roll back an application with automated sync; it must be
     /// turned off first.
@@ -370,6 +370,7 @@ impl Ledger {
                 (_, false, _) | (_, _, None) => {
                     step.action = "none".into();
                     step.reason = format!("{} does not run {target} now", app.name);
+                    step.return_to = None;
                 }
                 (None, true, _) => {
                     step.action = "impossible".into();
