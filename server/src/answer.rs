@@ -425,7 +425,8 @@ pub fn render_text(response: &AskResponse) -> String {
         let understood = serde_json::to_string(question).unwrap_or_default();
         out.push_str(&format!("Understood: {understood}\n\n"));
     }
-    out.push_str(&response.summary);
+    // The summary quotes stored text (names, subjects): no control character reaches the terminal.
+    out.extend(response.summary.chars().map(|c| if c.is_control() { ' ' } else { c }));
     out.push('\n');
     if let Some(not_understood) = &response.not_understood {
         if !not_understood.understood.is_empty() {
@@ -593,6 +594,19 @@ mod tests {
         assert_eq!(conventional_aliases("Production"), ["prod", "prd", "live"]);
         assert_eq!(conventional_aliases("prod"), ["production"]);
         assert!(conventional_aliases("narnia").is_empty());
+    }
+
+    #[test]
+    fn summaries_reach_the_terminal_without_control_characters() {
+        let response = AskResponse {
+            question: "q".into(),
+            time_zone: "UTC".into(),
+            understood: None,
+            not_understood: None,
+            summary: "Mallory\u{1b}]0;owned\u{7} changed production".into(),
+            answer: None,
+        };
+        assert_eq!(render_text(&response), "Mallory ]0;owned  changed production\n");
     }
 
     #[test]
