@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::ask::{self, NotUnderstood, Question, Vocabulary};
-use crate::ledger::cards::{FeatureCard, PullRequestCard, ShaMatch};
+use crate::ledger::cards::{FeatureCard, PullRequestCard};
 use crate::ledger::presence::{ApplicationPresence, Target};
 use crate::ledger::questions::{Comparison, EnvironmentChanges, ManifestChanges, PlanError, RollbackPlan};
 use crate::ledger::{Ledger, LedgerError};
@@ -168,7 +168,9 @@ pub async fn answer(
                 presence.into_iter().filter(|p| p.environment.as_deref() == Some(environment.as_str())).collect();
             let first = applications.iter().map(|p| p.first_deployed_at.clone()).min();
             let present_now = applications.iter().any(|p| p.present_now);
-            let known = !ledger.target_commits(&Target::Feature(key.clone())).await?.is_empty();
+            // Only an answer with no deployment needs to know whether the key exists at all.
+            let known =
+                !applications.is_empty() || !ledger.target_commits(&Target::Feature(key.clone())).await?.is_empty();
             let summary = match (&response.understood, &first) {
                 _ if !known => format!("{key} is not in the ledger: no ingested commit names it."),
                 (_, None) => format!("{key} has never been deployed to {environment}."),
@@ -397,13 +399,10 @@ async fn resolve(ledger: &Ledger, target: &ask::Target) -> Result<Result<Target,
             }
         }
         ask::Target::Commit { sha } => {
-            let found = ledger.commits_with_prefix(sha).await?;
+            let found = ledger.commits_with_prefix(None, sha).await?;
             match found.as_slice() {
                 [] => Err(format!("No commit {sha} is in the ledger.")),
-                [(repo, sha)] => match ledger.commit_card(repo, sha).await? {
-                    ShaMatch::One(card) => Ok(Target::Commit { repo: repo.clone(), sha: card.commit.sha }),
-                    _ => Err(format!("No commit {sha} is in the ledger.")),
-                },
+                [(repo, sha)] => Ok(Target::Commit { repo: repo.clone(), sha: sha.clone() }),
                 _ => Err(format!("Several commits start with {sha}; give more digits.")),
             }
         }

@@ -318,12 +318,7 @@ fn row(label: &str, figures: &Figures, note: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let commits = args
-        .iter()
-        .position(|a| a == "--commits")
-        .and_then(|i| args.get(i + 1))
-        .map(|n| n.parse::<usize>().expect("--commits N"))
-        .unwrap_or(100_000);
+    let commits = landfall_tests::bench_option("commits").map_or(100_000, |n| n.parse().expect("--commits N"));
     let gc = args.iter().any(|a| a == "--gc");
 
     let dir = tempfile::tempdir().unwrap();

@@ -101,12 +101,8 @@ async fn run(backend: &str, database: TestDatabase, repo: &Path, data: &Path) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let commits = args
-        .iter()
-        .position(|a| a == "--commits")
-        .and_then(|i| args.get(i + 1))
-        .map_or(100_000, |n| n.parse().expect("--commits takes a number"));
+    let commits =
+        landfall_tests::bench_option("commits").map_or(100_000, |n| n.parse().expect("--commits takes a number"));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let work = tempfile::tempdir().unwrap();
     let started = Instant::now();

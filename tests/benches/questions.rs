@@ -525,12 +525,8 @@ async fn questions(backend: &str, database: &TestDatabase, shape: &Shape) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let scale: f64 = args
-        .iter()
-        .position(|a| a == "--scale")
-        .and_then(|i| args.get(i + 1))
-        .map_or(1.0, |n| n.parse().expect("--scale takes a number such as 0.1"));
+    let scale: f64 =
+        landfall_tests::bench_option("scale").map_or(1.0, |n| n.parse().expect("--scale takes a number such as 0.1"));
     let shape = Shape::scaled(scale);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {

@@ -180,3 +180,10 @@ pub async fn all_databases() -> Vec<(&'static str, TestDatabase)> {
     }
     databases
 }
+
+/// The value after `--NAME` on a benchmark's command line (`cargo bench … -- --NAME VALUE`).
+pub fn bench_option(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = format!("--{name}");
+    args.iter().position(|a| *a == flag).and_then(|i| args.get(i + 1)).cloned()
+}

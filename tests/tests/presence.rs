@@ -309,6 +309,18 @@ async fn endpoints(backend: &str, database: &TestDatabase) {
         post(&server, "/api/v1/rollback-plans", json!({ "environment": "staging", "feature": "SHOP-4" })).await;
     assert_eq!(status, 404, "{backend}: {body}");
     assert!(body["error"].as_str().unwrap().contains("never reached staging"), "{backend}: {body}");
+    // A commit by unique prefix: the squash of PR 13 (SHOP-3), which production runs again.
+    let (_, pr) = get(&server, "/api/v1/pull-requests/shop-api/13").await;
+    let prefix = pr["commits"][0]["sha"].as_str().unwrap()[..10].to_string();
+    let by_commit = json!({ "environment": "production", "commit": { "repo": "shop-api", "sha": prefix } });
+    let (status, body) = post(&server, "/api/v1/rollback-plans", by_commit).await;
+    assert_eq!((status, body["applications"][0]["action"].as_str()), (200, Some("rollback")), "{backend}: {body}");
+    let unknown = json!({ "environment": "production", "commit": { "repo": "shop-api", "sha": "0000000" } });
+    assert_eq!(post(&server, "/api/v1/rollback-plans", unknown).await.0, 404, "{backend}");
+    let (status, body) =
+        get(&server, &format!("/api/v1/ask?q=Where%20is%20commit%20{prefix}%20deployed%20now%3F")).await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    assert_eq!(body["answer"]["data"][0]["application"]["name"], "shop-production", "{backend}: {body}");
     let both =
         json!({ "environment": "staging", "feature": "SHOP-2", "commit": { "repo": "shop-api", "sha": "abcd" } });
     assert_eq!(post(&server, "/api/v1/rollback-plans", both).await.0, 400, "{backend}");

@@ -232,16 +232,10 @@ pub(crate) async fn resolve_target(ledger: &Ledger, request: &RollbackRequest) -
             if !super::api::is_commit_prefix(&sha) {
                 return Err(field("commit.sha", format!("is `{sha}`; 4 to 64 hexadecimal digits are accepted")));
             }
-            match ledger.commit_card(&commit.repo, &sha).await? {
-                crate::ledger::cards::ShaMatch::One(card) => {
-                    Ok(Target::Commit { repo: commit.repo.clone(), sha: card.commit.sha })
-                }
-                crate::ledger::cards::ShaMatch::None => {
-                    Err(ApiError::NotFound(format!("commit {sha} of {} is not in the ledger", commit.repo)))
-                }
-                crate::ledger::cards::ShaMatch::Ambiguous => {
-                    Err(field("commit.sha", format!("prefix {sha} matches several commits; give more digits")))
-                }
+            match ledger.commits_with_prefix(Some(&commit.repo), &sha).await?.as_slice() {
+                [(repo, full)] => Ok(Target::Commit { repo: repo.clone(), sha: full.clone() }),
+                [] => Err(ApiError::NotFound(format!("commit {sha} of {} is not in the ledger", commit.repo))),
+                _ => Err(field("commit.sha", format!("prefix {sha} matches several commits; give more digits"))),
             }
         }
         _ => Err(ApiError::BadRequest(

@@ -206,13 +206,17 @@ impl Ledger {
         Ok(names)
     }
 
-    /// Up to two `(repository, sha)` whose sha starts with `prefix`: enough to tell one
-    /// from several.
-    pub async fn commits_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, LedgerError> {
+    /// Up to two `(repository, sha)` whose sha starts with `prefix`, in one repository or
+    /// in all: enough to tell one from several.
+    pub async fn commits_with_prefix(
+        &self,
+        repository: Option<&str>,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, LedgerError> {
         let sql = "SELECT r.name, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
-                   WHERE c.sha LIKE $1 ORDER BY r.name, c.sha LIMIT 2";
+                   WHERE c.sha LIKE $1 AND ($2 IS NULL OR r.name = $2) ORDER BY r.name, c.sha LIMIT 2";
         let pattern = format!("{}%", prefix.to_ascii_lowercase().replace(['%', '_'], ""));
-        let rows = on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(&pattern).fetch_all(p).await?);
+        let rows = on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(&pattern).bind(repository).fetch_all(p).await?);
         Ok(rows)
     }
 
