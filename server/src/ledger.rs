@@ -8,6 +8,7 @@
 
 mod ancestry;
 pub mod cards;
+mod changes;
 mod facts;
 pub mod presence;
 pub mod questions;

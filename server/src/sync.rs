@@ -23,6 +23,13 @@ pub async fn sync_all(ledger: &Ledger, settings: &Settings) -> Vec<(String, Resu
 /// requests are served meanwhile, as this runs on its own task.
 pub fn spawn_background(ledger: Ledger, settings: Settings) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // A ledger written before change sets were stored (or whose stored ones went
+        // stale) catches up once, off the request path.
+        match ledger.fill_change_sets().await {
+            Ok(0) => {}
+            Ok(filled) => tracing::info!(deployments = filled, "stored the change sets the ledger lacked"),
+            Err(error) => tracing::warn!(%error, "cannot fill in stored change sets"),
+        }
         if settings.repositories.is_empty() {
             return;
         }

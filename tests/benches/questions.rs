@@ -546,6 +546,12 @@ fn main() {
                 Pool::Sqlite(p) => p.close().await,
                 Pool::Postgres(p) => p.close().await,
             }
+            // What the ledger stores as deployments are recorded: each one's change set.
+            let started = Instant::now();
+            let ledger = Ledger::open(&database.url).await.unwrap();
+            let filled = ledger.fill_change_sets().await.unwrap();
+            ledger.close().await;
+            println!("stored {filled} change sets in {:.0} s", started.elapsed().as_secs_f64());
             questions(backend, &database, &shape).await;
         }
     });

@@ -198,6 +198,10 @@ async fn story(backend: &str, database: TestDatabase) {
     assert_eq!(keys(&changes.features_left), ["SHOP-3"], "{backend}");
     let window = ledger.environment_changes(&staging, T + 3 * HOUR, T + 4 * HOUR).await.unwrap();
     assert_eq!(keys(&window.features_entered), ["SHOP-2"], "{backend}: the window is half-open");
+    // Staging's third deployment was stored before CI reported its image's build; the
+    // report made that stored change set stale, and it is worked out again.
+    let late = ledger.environment_changes(&staging, T + 4 * HOUR, T + 5 * HOUR).await.unwrap();
+    assert_eq!(keys(&late.deployments[0].changes.features_entered), ["SHOP-3"], "{backend}: after the late report");
 
     // Staging is ahead of production by SHOP-3.
     let comparison = ledger.compare_environments(&staging, &production).await.unwrap();
@@ -250,6 +254,11 @@ async fn story(backend: &str, database: TestDatabase) {
     assert_eq!(now, [("shop-staging".into(), false), ("shop-production".into(), true)], "{backend}");
     assert!(present(&ledger, "SHOP-4").await.is_empty(), "{backend}");
     assert_eq!(present(&ledger, "SHOP-6").await.len(), 1, "{backend}");
+    // Stored change sets follow the renumbering: the promotion still brought SHOP-2 and
+    // SHOP-3, and the new deployment brings SHOP-3 back with PAY-7 and the replacement.
+    let renumbered = ledger.environment_changes(&production, T, T + 9 * HOUR).await.unwrap();
+    let entered: Vec<Vec<&str>> = renumbered.deployments.iter().map(|d| keys(&d.changes.features_entered)).collect();
+    assert_eq!(entered, [vec![], vec!["SHOP-2", "SHOP-3"], vec![], vec!["PAY-7", "SHOP-3", "SHOP-6"]], "{backend}");
     let card = ledger.commit_card("shop-api", &squash[..10]).await.unwrap();
     let landfall_server::ledger::cards::ShaMatch::One(card) = card else { panic!("{backend}: commit card") };
     let deployed: Vec<_> = card.deployed_now.iter().map(|p| p.application.name.as_str()).collect();

@@ -38,6 +38,16 @@ impl Ledger {
                 .fetch_one(&mut *tx)
                 .await?;
             if replace {
+                // Landing numbers change meaning: every diff worked out from them goes
+                // (their links with them), and the sources placed on them move.
+                sqlx::query("DELETE FROM change_diffs").execute(&mut *tx).await?;
+                sqlx::query(
+                    "UPDATE deployments SET sources_version = sources_version + 1
+                     WHERE id IN (SELECT deployment_id FROM deployment_sources WHERE repository_id = $1)",
+                )
+                .bind(repository_id)
+                .execute(&mut *tx)
+                .await?;
                 for table in ["commit_landings", "source_point_extras", "source_points"] {
                     sqlx::query(&format!("DELETE FROM {table} WHERE repository_id = $1 AND ref_name = $2"))
                         .bind(repository_id)
@@ -267,6 +277,14 @@ impl Ledger {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query(
+                "UPDATE deployments SET sources_version = sources_version + 1
+                 WHERE id IN (SELECT deployment_id FROM deployment_sources WHERE repository_id = $1 AND sha = $2)",
+            )
+            .bind(repository_id)
+            .bind(sha)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO source_points (repository_id, sha, ref_name, base_position) VALUES ($1, $2, $3, $4)",
             )

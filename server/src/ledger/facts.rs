@@ -397,7 +397,7 @@ impl Ledger {
                      started_at = excluded.started_at, finished_at = excluded.finished_at,
                      phase = excluded.phase, message = excluded.message,
                      initiated_by = excluded.initiated_by, automated = excluded.automated,
-                     is_rollback = excluded.is_rollback
+                     is_rollback = excluded.is_rollback, sources_version = deployments.sources_version + 1
                  RETURNING id",
             )
             .bind(application_id)
@@ -448,6 +448,12 @@ impl Ledger {
             Ok::<_, LedgerError>((id, application_id))
         })?;
         self.refresh_application_presence(application_id).await?;
+        if fact.phase == "Succeeded" {
+            let at = fact.finished_at.unwrap_or(fact.started_at);
+            if let Some((previous, ..)) = self.previous_deployment(application_id, at, fact.history_id).await? {
+                self.remember_change(previous, id).await?;
+            }
+        }
         Ok(id)
     }
 
@@ -820,6 +826,13 @@ impl Ledger {
             .bind(image_id)
             .bind(repository_id)
             .bind(fact.commit_sha.to_ascii_lowercase())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE deployments SET sources_version = sources_version + 1
+                 WHERE id IN (SELECT deployment_id FROM deployment_images WHERE image_id = $1 AND side = 'after')",
+            )
+            .bind(image_id)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

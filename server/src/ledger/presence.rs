@@ -102,20 +102,13 @@ pub struct ImageChange {
 }
 
 /// The images a deployment changed, the CI runs that built them, the objects running them.
-type ImageChanges = (Vec<ImageChange>, Vec<String>, Vec<String>);
-
-/// Change sets already worked out while answering one request: applications that move
-/// between the same builds share them.
-#[derive(Default)]
-pub(crate) struct DiffCache {
-    diffs: HashMap<(SourceSet, SourceSet), ChangeSet>,
-}
+pub(super) type ImageChanges = (Vec<ImageChange>, Vec<String>, Vec<String>);
 
 /// What one application's source commits contain, per repository and branch: every
 /// commit landed at or before `base`, plus `extras`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-struct SourceSet {
-    branches: BTreeMap<(i64, String), (i64, BTreeSet<String>)>,
+pub(super) struct SourceSet {
+    pub(super) branches: BTreeMap<(i64, String), (i64, BTreeSet<String>)>,
 }
 
 impl SourceSet {
@@ -124,11 +117,57 @@ impl SourceSet {
     }
 }
 
-fn values_list(start: usize, rows: usize) -> String {
-    (0..rows).map(|i| format!("(${}, ${})", start + 2 * i, start + 2 * i + 1)).collect::<Vec<_>>().join(", ")
+/// Features and pull requests by key, with what is known of them now.
+#[derive(Default)]
+pub(super) struct Names {
+    features: HashMap<String, FeatureRef>,
+    pull_requests: HashMap<(String, i64), PullRequestRef>,
 }
 
-fn id_list(start: usize, count: usize) -> String {
+impl Names {
+    /// The features in `keys` order; a key the ledger no longer has still shows, unnamed.
+    pub(super) fn features(&self, keys: &[String]) -> Vec<FeatureRef> {
+        keys.iter()
+            .map(|key| {
+                self.features.get(key).cloned().unwrap_or_else(|| FeatureRef {
+                    key: key.clone(),
+                    summary: None,
+                    status: None,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) fn pull_requests(&self, keys: &[(String, i64)]) -> Vec<PullRequestRef> {
+        keys.iter()
+            .map(|(repo, number)| {
+                self.pull_requests.get(&(repo.clone(), *number)).cloned().unwrap_or_else(|| PullRequestRef {
+                    repo: repo.clone(),
+                    number: *number,
+                    title: None,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `($start, $start+1), …`: `rows` pairs of parameters for a `VALUES` list.
+pub(super) fn values_list(start: usize, rows: usize) -> String {
+    tuple_list(start, rows, 2)
+}
+
+/// `rows` tuples of `width` parameters each, numbered from `start`, for a `VALUES` list.
+pub(super) fn tuple_list(start: usize, rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|i| {
+            let row: Vec<String> = (0..width).map(|j| format!("${}", start + width * i + j)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn id_list(start: usize, count: usize) -> String {
     (0..count).map(|i| format!("${}", start + i)).collect::<Vec<_>>().join(", ")
 }
 
@@ -360,7 +399,7 @@ impl Ledger {
     }
 
     /// Each deployment's own source set, for many deployments in two queries.
-    async fn source_sets_each(&self, deployments: &[i64]) -> Result<HashMap<i64, SourceSet>, LedgerError> {
+    pub(super) async fn source_sets_each(&self, deployments: &[i64]) -> Result<HashMap<i64, SourceSet>, LedgerError> {
         let mut sets: HashMap<i64, SourceSet> = deployments.iter().map(|id| (*id, SourceSet::default())).collect();
         for chunk in deployments.chunks(500) {
             let ids = id_list(1, chunk.len());
@@ -398,7 +437,7 @@ impl Ledger {
 
     /// The commits `to` contains and `from` does not, at most [`CHANGE_LIMIT`] (the
     /// flag says when more were left out).
-    async fn commits_between(
+    pub(super) async fn commits_between(
         &self,
         from: &SourceSet,
         to: &SourceSet,
@@ -480,104 +519,97 @@ impl Ledger {
         Ok(found)
     }
 
-    /// The features and pull requests the commits belong to.
+    /// The features and pull requests the commits belong to, with their summaries and titles.
     async fn features_and_pull_requests(
         &self,
         commits: &[(i64, String)],
     ) -> Result<(Vec<FeatureRef>, Vec<PullRequestRef>), LedgerError> {
-        let mut features: BTreeMap<String, FeatureRef> = BTreeMap::new();
-        let mut pull_requests: BTreeMap<(String, i64), PullRequestRef> = BTreeMap::new();
+        let (features, pull_requests) = self.feature_and_pull_request_keys(commits).await?;
+        let names = self.names(&features, &pull_requests).await?;
+        Ok((names.features(&features), names.pull_requests(&pull_requests)))
+    }
+
+    /// The keys of the features and pull requests the commits belong to, sorted.
+    pub(super) async fn feature_and_pull_request_keys(
+        &self,
+        commits: &[(i64, String)],
+    ) -> Result<(Vec<String>, Vec<(String, i64)>), LedgerError> {
+        let mut features: BTreeSet<String> = BTreeSet::new();
+        let mut pull_requests: BTreeSet<(String, i64)> = BTreeSet::new();
         for chunk in commits.chunks(400) {
             let values = values_list(1, chunk.len());
             let feature_sql = format!(
                 "WITH target (repository_id, sha) AS (VALUES {values})
-                 SELECT DISTINCT f.key, f.summary, f.status FROM target t
+                 SELECT DISTINCT f.key FROM target t
                  JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
                  JOIN commit_features cf ON cf.commit_id = c.id JOIN features f ON f.id = cf.feature_id"
             );
             let pull_request_sql = format!(
                 "WITH target (repository_id, sha) AS (VALUES {values})
-                 SELECT DISTINCT r.name, c.pull_request_number, pr.title FROM target t
+                 SELECT DISTINCT r.name, c.pull_request_number FROM target t
                  JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
                  JOIN repositories r ON r.id = c.repository_id
-                 LEFT JOIN pull_requests pr ON pr.repository_id = c.repository_id AND pr.number = c.pull_request_number
                  WHERE c.pull_request_number IS NOT NULL"
             );
-            type FeatureRow = (String, Option<String>, Option<String>);
-            type PullRequestRow = (String, i64, Option<String>);
-            let (feature_rows, pull_request_rows): (Vec<FeatureRow>, Vec<PullRequestRow>) =
-                on_pool!(self.pool(), |p| {
-                    let mut fq = sqlx::query_as(&feature_sql);
-                    let mut pq = sqlx::query_as(&pull_request_sql);
-                    for (repository_id, sha) in chunk {
-                        fq = fq.bind(*repository_id).bind(sha);
-                        pq = pq.bind(*repository_id).bind(sha);
-                    }
-                    (fq.fetch_all(p).await?, pq.fetch_all(p).await?)
-                });
-            for (key, summary, status) in feature_rows {
-                features.insert(key.clone(), FeatureRef { key, summary, status });
-            }
-            for (repo, number, title) in pull_request_rows {
-                pull_requests.insert((repo.clone(), number), PullRequestRef { repo, number, title });
-            }
+            let (feature_rows, pull_request_rows): (Vec<String>, Vec<(String, i64)>) = on_pool!(self.pool(), |p| {
+                let mut fq = sqlx::query_scalar(&feature_sql);
+                let mut pq = sqlx::query_as(&pull_request_sql);
+                for (repository_id, sha) in chunk {
+                    fq = fq.bind(*repository_id).bind(sha);
+                    pq = pq.bind(*repository_id).bind(sha);
+                }
+                (fq.fetch_all(p).await?, pq.fetch_all(p).await?)
+            });
+            features.extend(feature_rows);
+            pull_requests.extend(pull_request_rows);
         }
-        Ok((features.into_values().collect(), pull_requests.into_values().collect()))
+        Ok((features.into_iter().collect(), pull_requests.into_iter().collect()))
     }
 
-    /// What each deployment changed relative to the previous one of its application
-    /// (`None`: it is the first), for many `(previous, deployment)` pairs with a fixed
-    /// number of queries, plus one diff per distinct pair of source sets.
-    pub(crate) async fn change_sets(
+    /// Summaries and statuses of features, titles of pull requests, as known now.
+    pub(super) async fn names(
         &self,
-        pairs: &[(Option<i64>, i64)],
-        cache: &mut DiffCache,
-    ) -> Result<Vec<ChangeSet>, LedgerError> {
-        let mut ids: Vec<i64> = pairs.iter().flat_map(|(from, to)| from.iter().copied().chain([*to])).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let sets = self.source_sets_each(&ids).await?;
-        let images = self.changed_images(pairs, &ids).await?;
-        let mut change_sets = Vec::with_capacity(pairs.len());
-        for ((from, to), (images, pipelines, resources)) in pairs.iter().zip(images) {
-            let Some(from) = from else {
-                change_sets.push(ChangeSet { initial: true, images, pipelines, resources, ..ChangeSet::default() });
-                continue;
-            };
-            let key = (sets[from].clone(), sets[to].clone());
-            let diff = match cache.diffs.get(&key) {
-                Some(diff) => diff.clone(),
-                None => {
-                    let (before, after) = &key;
-                    let (entered, cut_in) = self.commits_between(before, after).await?;
-                    let (left, cut_out) = self.commits_between(after, before).await?;
-                    let (features_entered, pull_requests_entered) = self.features_and_pull_requests(&entered).await?;
-                    let (features_left, pull_requests_left) = self.features_and_pull_requests(&left).await?;
-                    let (authors, committers) = self.people(&entered).await?;
-                    let diff = ChangeSet {
-                        authors,
-                        committers,
-                        features_entered,
-                        features_left,
-                        pull_requests_entered,
-                        pull_requests_left,
-                        commits_entered: entered.len(),
-                        commits_left: left.len(),
-                        truncated: cut_in || cut_out,
-                        ..ChangeSet::default()
-                    };
-                    cache.diffs.insert(key, diff.clone());
-                    diff
+        features: &[String],
+        pull_requests: &[(String, i64)],
+    ) -> Result<Names, LedgerError> {
+        let mut names = Names::default();
+        for chunk in features.chunks(500) {
+            let sql = format!("SELECT key, summary, status FROM features WHERE key IN ({})", id_list(1, chunk.len()));
+            let rows: Vec<(String, Option<String>, Option<String>)> = on_pool!(self.pool(), |p| {
+                let mut query = sqlx::query_as(&sql);
+                for key in chunk {
+                    query = query.bind(key);
                 }
-            };
-            change_sets.push(ChangeSet { initial: false, images, pipelines, resources, ..diff });
+                query.fetch_all(p).await?
+            });
+            for (key, summary, status) in rows {
+                names.features.insert(key.clone(), FeatureRef { key, summary, status });
+            }
         }
-        Ok(change_sets)
+        for chunk in pull_requests.chunks(400) {
+            let sql = format!(
+                "WITH wanted (repo, number) AS (VALUES {})
+                 SELECT w.repo, w.number, pr.title FROM wanted w JOIN repositories r ON r.name = w.repo
+                 LEFT JOIN pull_requests pr ON pr.repository_id = r.id AND pr.number = w.number",
+                values_list(1, chunk.len())
+            );
+            let rows: Vec<(String, i64, Option<String>)> = on_pool!(self.pool(), |p| {
+                let mut query = sqlx::query_as(&sql);
+                for (repo, number) in chunk {
+                    query = query.bind(repo).bind(*number);
+                }
+                query.fetch_all(p).await?
+            });
+            for (repo, number, title) in rows {
+                names.pull_requests.insert((repo.clone(), number), PullRequestRef { repo, number, title });
+            }
+        }
+        Ok(names)
     }
 
     /// Per pair: the images `to` runs that `from` did not, the CI runs that built them,
     /// and the application's objects that run them; `ids` are all deployments named.
-    async fn changed_images(
+    pub(super) async fn changed_images(
         &self,
         pairs: &[(Option<i64>, i64)],
         ids: &[i64],
@@ -679,7 +711,7 @@ impl Ledger {
     }
 
     /// Authors and committers of the commits, as `Name <email>`.
-    async fn people(&self, commits: &[(i64, String)]) -> Result<(Vec<String>, Vec<String>), LedgerError> {
+    pub(super) async fn people(&self, commits: &[(i64, String)]) -> Result<(Vec<String>, Vec<String>), LedgerError> {
         let mut authors = BTreeSet::new();
         let mut committers = BTreeSet::new();
         for chunk in commits.chunks(400) {

@@ -2,13 +2,14 @@
 //! window, what one environment has that another lacks, who changed its manifests, and
 //! the plan for rolling it back to just before something shipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cards::{CommitSummary, FeatureRef, PullRequestRef, Signature};
-use super::presence::{ApplicationRef, ChangeSet, DiffCache, Target};
+use super::changes::DiffCache;
+use super::presence::{ApplicationPresence, ApplicationRef, ChangeSet, Target, id_list, tuple_list};
 use super::{Ledger, LedgerError, on_pool};
 use crate::timefmt::format_rfc3339;
 
@@ -130,6 +131,17 @@ pub struct ManifestChanges {
     pub people: Vec<ManifestAuthor>,
     /// Newest first.
     pub commits: Vec<ManifestCommit>,
+}
+
+/// What a rollback plan needs to know of one application.
+struct RollbackFacts {
+    automated_sync: bool,
+    current: Option<i64>,
+    /// The first deployment that carried the target: its revision and time.
+    first_revision: String,
+    first_at: i64,
+    /// The deployment before it: (id, history id, revision, time).
+    previous: Option<(i64, i64, String, i64)>,
 }
 
 /// Why a rollback plan has nothing to show.
@@ -323,38 +335,18 @@ impl Ledger {
         if in_environment.is_empty() {
             return Err(PlanError::NeverReached);
         }
+        let facts = self.rollback_facts(&in_environment).await?;
         let mut applications = Vec::new();
         let mut leaving: Vec<(usize, (Option<i64>, i64))> = Vec::new();
         for presence in in_environment {
             let app = &presence.application;
-            type AppRow = (i64, bool, Option<i64>);
-            let (application_id, automated_sync, current): AppRow = on_pool!(self.pool(), |p| {
-                sqlx::query_as(
-                    "SELECT id, automated_sync, current_deployment_id FROM applications
-                     WHERE instance = $1 AND namespace = $2 AND name = $3",
-                )
-                .bind(&app.instance)
-                .bind(&app.namespace)
-                .bind(&app.name)
-                .fetch_one(p)
-                .await?
-            });
-            let first: (i64, String, i64) = on_pool!(self.pool(), |p| {
-                sqlx::query_as(
-                    "SELECT id, revision, COALESCE(finished_at, started_at) FROM deployments
-                     WHERE application_id = $1 AND history_id = $2",
-                )
-                .bind(application_id)
-                .bind(presence.first_history_id)
-                .fetch_one(p)
-                .await?
-            });
+            let Some(facts) = facts.get(app) else { continue };
             let first_carrying = DeploymentRef {
                 history_id: presence.first_history_id,
-                revision: first.1,
-                deployed_at: format_rfc3339(first.2),
+                revision: facts.first_revision.clone(),
+                deployed_at: format_rfc3339(facts.first_at),
             };
-            let previous = self.previous_deployment(application_id, first.2, presence.first_history_id).await?;
+            let previous = &facts.previous;
             let mut step = RollbackStep {
                 application: app.clone(),
                 action: String::new(),
@@ -365,12 +357,12 @@ impl Ledger {
                     revision: revision.clone(),
                     deployed_at: format_rfc3339(*at),
                 }),
-                automated_sync,
+                automated_sync: facts.automated_sync,
                 features_leaving: Vec::new(),
                 pull_requests_leaving: Vec::new(),
                 truncated: false,
             };
-            match (&previous, presence.present_now, current) {
+            match (previous, presence.present_now, facts.current) {
                 (_, false, _) | (_, _, None) => {
                     step.action = "none".into();
                     step.reason = format!("{} does not run {target} now", app.name);
@@ -385,7 +377,7 @@ impl Ledger {
                 }
                 (Some((previous_id, history_id, ..)), true, Some(current)) => {
                     step.action = "rollback".into();
-                    step.reason = if automated_sync {
+                    step.reason = if facts.automated_sync {
                         format!(
                             "return to history {history_id}; automated sync is on, and Argo CD refuses a rollback \
                              until it is turned off"
@@ -408,6 +400,70 @@ impl Ledger {
             step.truncated = changes.truncated;
         }
         Ok(RollbackPlan { environment: environment.name.clone(), target: target.to_string(), applications })
+    }
+
+    /// For each application that carried a target: its automated-sync flag, current
+    /// deployment, the first deployment that carried the target and the one before it,
+    /// in three queries however many applications there are.
+    async fn rollback_facts(
+        &self,
+        presence: &[ApplicationPresence],
+    ) -> Result<BTreeMap<ApplicationRef, RollbackFacts>, LedgerError> {
+        let mut facts = BTreeMap::new();
+        for chunk in presence.chunks(300) {
+            let sql = format!(
+                "WITH wanted (instance, namespace, name, history_id) AS (VALUES {})
+                 SELECT w.instance, w.namespace, w.name, a.automated_sync, a.current_deployment_id,
+                        f.revision, COALESCE(f.finished_at, f.started_at),
+                        (SELECT p.id FROM deployments p
+                         WHERE p.application_id = f.application_id AND p.phase = 'Succeeded'
+                           AND (COALESCE(p.finished_at, p.started_at) < COALESCE(f.finished_at, f.started_at)
+                                OR (COALESCE(p.finished_at, p.started_at) = COALESCE(f.finished_at, f.started_at)
+                                    AND p.history_id < f.history_id))
+                         ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.history_id DESC LIMIT 1)
+                 FROM wanted w
+                 JOIN applications a ON a.instance = w.instance AND a.namespace = w.namespace AND a.name = w.name
+                 JOIN deployments f ON f.application_id = a.id AND f.history_id = w.history_id",
+                tuple_list(1, chunk.len(), 4)
+            );
+            type Row = (String, String, String, bool, Option<i64>, String, i64, Option<i64>);
+            let rows: Vec<Row> = on_pool!(self.pool(), |p| {
+                let mut query = sqlx::query_as(&sql);
+                for presence in chunk {
+                    let app = &presence.application;
+                    query =
+                        query.bind(&app.instance).bind(&app.namespace).bind(&app.name).bind(presence.first_history_id);
+                }
+                query.fetch_all(p).await?
+            });
+            let previous_ids: Vec<i64> = rows.iter().filter_map(|row| row.7).collect();
+            let previous: HashMap<i64, (i64, i64, String, i64)> = if previous_ids.is_empty() {
+                HashMap::new()
+            } else {
+                let sql = format!(
+                    "SELECT id, history_id, revision, COALESCE(finished_at, started_at) FROM deployments
+                     WHERE id IN ({})",
+                    id_list(1, previous_ids.len())
+                );
+                let rows: Vec<(i64, i64, String, i64)> = on_pool!(self.pool(), |p| {
+                    let mut query = sqlx::query_as(&sql);
+                    for id in &previous_ids {
+                        query = query.bind(*id);
+                    }
+                    query.fetch_all(p).await?
+                });
+                rows.into_iter().map(|row| (row.0, row)).collect()
+            };
+            for (instance, namespace, name, automated_sync, current, revision, at, previous_id) in rows {
+                let application = ApplicationRef { instance, namespace, name };
+                let previous = previous_id.and_then(|id| previous.get(&id).cloned());
+                facts.insert(
+                    application,
+                    RollbackFacts { automated_sync, current, first_revision: revision, first_at: at, previous },
+                );
+            }
+        }
+        Ok(facts)
     }
 
     /// Commits to manifests repositories in `[since, until)` (committer time, ms) that
