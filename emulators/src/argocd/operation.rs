@@ -100,8 +100,14 @@ fn finish(st: &AppState, name: &str, mut app: Value) -> Value {
     let started_at = app.pointer("/status/operationState/startedAt").cloned().unwrap_or(json!(now));
     let terminating = app.pointer("/status/operationState/phase").and_then(Value::as_str) == Some("Terminating");
     let revision = str_of(&sync, "revision").to_string();
-    let revisions: Vec<String> =
-        sync.get("revisions").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(String::from).collect();
+    let revisions: Vec<String> = sync
+        .get("revisions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect();
     let failing = |r: &str| st.failing_revisions.contains(r) || r.starts_with("fail");
     let fails = st.failing_apps.contains(name) || failing(&revision) || revisions.iter().any(|r| failing(r));
     let (phase, message) = match (terminating, fails) {
@@ -236,7 +242,9 @@ pub(crate) async fn sync(
             )));
         }
         if req.get("manifests").and_then(Value::as_array).is_some_and(|m| !m.is_empty()) {
-            return Err(ApiError::precondition("cannot use local sync when Automatic Sync Policy is enabled unless for dry run"));
+            return Err(ApiError::precondition(
+                "cannot use local sync when Automatic Sync Policy is enabled unless for dry run",
+            ));
         }
     }
     let sync_options = match req.pointer("/syncOptions/items") {
@@ -246,7 +254,9 @@ pub(crate) async fn sync(
     };
     let replace = sync_options.as_ref().and_then(Value::as_array).into_iter().flatten().any(|o| o == "Replace=true");
     if replace && !shared.options.sync_with_replace_allowed {
-        return Err(ApiError::invalid("sync with replace was disabled on the API Server level via the server configuration"));
+        return Err(ApiError::invalid(
+            "sync with replace was disabled on the API Server level via the server configuration",
+        ));
     }
 
     let mut op_sync = Map::new();
@@ -319,7 +329,9 @@ pub(crate) async fn rollback(
     }
     let history = app.pointer("/status/history").and_then(Value::as_array);
     let entry = history.into_iter().flatten().find(|h| h.get("id").and_then(Value::as_i64) == Some(id));
-    let entry = entry.ok_or_else(|| ApiError::invalid(format!("application {}/{} does not have deployment with id {id}", key.0, key.1)))?;
+    let entry = entry.ok_or_else(|| {
+        ApiError::invalid(format!("application {}/{} does not have deployment with id {id}", key.0, key.1))
+    })?;
     let has_source = entry.get("source").is_some_and(|s| s.as_object().is_some_and(|o| !o.is_empty()));
     let has_sources = entry.get("sources").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
     if !has_source && !has_sources {
@@ -397,7 +409,8 @@ fn maybe_auto_sync(shared: &Arc<Shared>, st: &mut AppState, key: &AppKey) {
     let Some(head) = st.heads.get(&key.1).cloned() else { return };
     let synced = app.pointer("/status/sync/status").and_then(Value::as_str) == Some("Synced")
         && app.pointer("/status/sync/revision").and_then(Value::as_str) == Some(head.as_str());
-    let attempted = app.pointer("/status/operationState/syncResult/revision").and_then(Value::as_str) == Some(head.as_str())
+    let attempted = app.pointer("/status/operationState/syncResult/revision").and_then(Value::as_str)
+        == Some(head.as_str())
         && app.pointer("/status/operationState/phase").and_then(Value::as_str) != Some("Succeeded");
     if synced || attempted || in_progress(&app) || deleting(&app) {
         return;

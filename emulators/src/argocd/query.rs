@@ -198,7 +198,8 @@ impl Fields {
             .filter(|f| LIST_FIELDS.contains(f))
             .map(|f| {
                 // The one list field that Argo CD maps onto a different key.
-                let f = if f == "status.operationState.operation.sync" { "status.operationState.syncResult" } else { f };
+                let f =
+                    if f == "status.operationState.operation.sync" { "status.operationState.syncResult" } else { f };
                 f.split('.').map(String::from).collect()
             })
             .collect();
@@ -305,6 +306,9 @@ mod tests {
         let q = Query::parse(Some("fields=-result.application.status"));
         let f = Fields::for_stream(&q).unwrap();
         let chunk = json!({"result": {"type": "ADDED", "application": item}});
-        assert_eq!(f.apply(&chunk), json!({"result": {"type": "ADDED", "application": {"metadata": {"name": "a", "uid": "u"}}}}));
+        assert_eq!(
+            f.apply(&chunk),
+            json!({"result": {"type": "ADDED", "application": {"metadata": {"name": "a", "uid": "u"}}}})
+        );
     }
 }

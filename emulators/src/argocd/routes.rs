@@ -92,9 +92,12 @@ pub(crate) fn token_from(headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| t.trim().to_string());
     bearer.or_else(|| {
-        headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
-            |c| c.trim().strip_prefix("argocd.token=").filter(|t| !t.is_empty()).map(String::from),
-        )
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix("argocd.token=").filter(|t| !t.is_empty()).map(String::from))
     })
 }
 
@@ -200,7 +203,9 @@ pub(crate) struct AppFilter {
 impl AppFilter {
     pub fn from_query(query: &Query, with_repo: bool) -> Result<Self, ApiError> {
         let selector = match query.get("selector") {
-            Some(raw) => Selector::parse(raw).map_err(|e| ApiError::unknown(format!("error parsing the selector: {e}")))?,
+            Some(raw) => {
+                Selector::parse(raw).map_err(|e| ApiError::unknown(format!("error parsing the selector: {e}")))?
+            }
             None => Selector::default(),
         };
         Ok(Self {
@@ -233,7 +238,8 @@ async fn list(State(shared): Shr, _caller: Caller, RawQuery(raw): RawQuery) -> R
     let st = shared.lock();
     let mut items: Vec<&Value> = st.apps.values().filter(|a| filter.matches(a)).collect();
     items.sort_by_key(|a| a.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""));
-    let items: Vec<Value> = items.into_iter().map(|a| fields.as_ref().map_or_else(|| a.clone(), |f| f.apply(a))).collect();
+    let items: Vec<Value> =
+        items.into_iter().map(|a| fields.as_ref().map_or_else(|| a.clone(), |f| f.apply(a))).collect();
     Ok(ok(&json!({"metadata": {"resourceVersion": st.rv.to_string()}, "items": items})))
 }
 
@@ -297,7 +303,7 @@ fn glob(pattern: &str, value: &str) -> bool {
     true
 }
 
-fn strings<'a>(v: Option<&'a Value>) -> impl Iterator<Item = &'a str> {
+fn strings(v: Option<&Value>) -> impl Iterator<Item = &str> {
     v.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
 }
 
@@ -322,7 +328,8 @@ pub(crate) fn validate_app(st: &AppState, app: &mut Value, validate: bool) -> Re
         set_path(app, &["spec", "project"], json!("default"));
     }
     let spec = &app["spec"];
-    let sources: Vec<&Value> = spec.get("sources").and_then(Value::as_array).map(|s| s.iter().collect()).unwrap_or_default();
+    let sources: Vec<&Value> =
+        spec.get("sources").and_then(Value::as_array).map(|s| s.iter().collect()).unwrap_or_default();
     let multi = !sources.is_empty();
     let mut seen = std::collections::HashSet::new();
     for n in sources.iter().filter_map(|s| s.get("name").and_then(Value::as_str)).filter(|n| !n.is_empty()) {
@@ -332,7 +339,9 @@ pub(crate) fn validate_app(st: &AppState, app: &mut Value, validate: bool) -> Re
     }
     let project_name = project_of(app);
     let namespace = app.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&st.namespace);
-    let not_allowed = || ApiError::invalid(format!("app is not allowed in project \"{project_name}\", or the project does not exist"));
+    let not_allowed = || {
+        ApiError::invalid(format!("app is not allowed in project \"{project_name}\", or the project does not exist"))
+    };
     let project = st.projects.get(project_name).ok_or_else(not_allowed)?;
     if namespace != st.namespace && !strings(project.pointer("/spec/sourceNamespaces")).any(|p| glob(p, namespace)) {
         return Err(not_allowed());
@@ -342,9 +351,12 @@ pub(crate) fn validate_app(st: &AppState, app: &mut Value, validate: bool) -> Re
     let dest_server = dest.get("server").and_then(Value::as_str).filter(|s| !s.is_empty());
     let dest_name = dest.get("name").and_then(Value::as_str).filter(|s| !s.is_empty());
     let dest_ns = dest.get("namespace").and_then(Value::as_str).unwrap_or("");
-    let bad_dest = |msg: String| ApiError::invalid(format!("application destination spec for {name} is invalid: {msg}"));
+    let bad_dest =
+        |msg: String| ApiError::invalid(format!("application destination spec for {name} is invalid: {msg}"));
     let server = match (dest_server, dest_name) {
-        (Some(s), Some(n)) => return Err(bad_dest(format!("application destination can't have both name and server defined: {n} {s}"))),
+        (Some(s), Some(n)) => {
+            return Err(bad_dest(format!("application destination can't have both name and server defined: {n} {s}")));
+        }
         (None, None) => return Err(bad_dest("Destination server missing from app spec".into())),
         (Some(s), None) => {
             if !st.clusters.iter().any(|c| c.get("server").and_then(Value::as_str) == Some(s)) {
@@ -353,7 +365,8 @@ pub(crate) fn validate_app(st: &AppState, app: &mut Value, validate: bool) -> Re
             s.to_string()
         }
         (None, Some(n)) => {
-            let matching: Vec<&Value> = st.clusters.iter().filter(|c| c.get("name").and_then(Value::as_str) == Some(n)).collect();
+            let matching: Vec<&Value> =
+                st.clusters.iter().filter(|c| c.get("name").and_then(Value::as_str) == Some(n)).collect();
             match matching.as_slice() {
                 [] => return Err(bad_dest(format!("there are no clusters with this name: {n}"))),
                 [one] => one.get("server").and_then(Value::as_str).unwrap_or("").to_string(),
@@ -365,11 +378,12 @@ pub(crate) fn validate_app(st: &AppState, app: &mut Value, validate: bool) -> Re
     let all_sources: Vec<&Value> = if multi { sources.clone() } else { spec.get("source").into_iter().collect() };
     if validate {
         for source in &all_sources {
-            let tools: Vec<&str> = [("helm", "Helm"), ("kustomize", "Kustomize"), ("directory", "Directory"), ("plugin", "Plugin")]
-                .iter()
-                .filter(|(k, _)| source.get(*k).is_some_and(|v| !v.is_null()))
-                .map(|(_, t)| *t)
-                .collect();
+            let tools: Vec<&str> =
+                [("helm", "Helm"), ("kustomize", "Kustomize"), ("directory", "Directory"), ("plugin", "Plugin")]
+                    .iter()
+                    .filter(|(k, _)| source.get(*k).is_some_and(|v| !v.is_null()))
+                    .map(|(_, t)| *t)
+                    .collect();
             if tools.len() > 1 {
                 return Err(ApiError::unknown(format!("multiple application sources defined: {}", tools.join(","))));
             }
@@ -385,13 +399,18 @@ pub(crate) fn validate_app(st: &AppState, app: &mut Value, validate: bool) -> Re
         if hydrator.pointer("/syncSource/targetBranch").and_then(Value::as_str).unwrap_or("").is_empty() {
             conditions.push("spec.sourceHydrator.syncSource.targetBranch is required".to_string());
         }
-        if hydrator.get("hydrateTo").is_some_and(|h| h.get("targetBranch").and_then(Value::as_str).unwrap_or("").is_empty()) {
+        if hydrator
+            .get("hydrateTo")
+            .is_some_and(|h| h.get("targetBranch").and_then(Value::as_str).unwrap_or("").is_empty())
+        {
             conditions.push("spec.sourceHydrator.hydrateTo.targetBranch is required if specified".to_string());
         }
     } else if multi {
         for s in &sources {
             if !has(s, "repoURL") || !(has(s, "path") || has(s, "chart") || has(s, "ref")) {
-                conditions.push("spec.source.repoURL and either source.path, source.chart, or source.ref are required".into());
+                conditions.push(
+                    "spec.source.repoURL and either source.path, source.chart, or source.ref are required".into(),
+                );
             } else if has(s, "chart") && !has(s, "targetRevision") {
                 conditions.push("spec.source.targetRevision is required if the manifest source is a helm chart".into());
             }
@@ -400,10 +419,12 @@ pub(crate) fn validate_app(st: &AppState, app: &mut Value, validate: bool) -> Re
         match spec.get("source") {
             Some(s) if has(s, "repoURL") && (has(s, "path") || has(s, "chart")) => {
                 if has(s, "chart") && !has(s, "targetRevision") {
-                    conditions.push("spec.source.targetRevision is required if the manifest source is a helm chart".into());
+                    conditions
+                        .push("spec.source.targetRevision is required if the manifest source is a helm chart".into());
                 }
             }
-            _ => conditions.push("spec.source.repoURL and either spec.source.path or spec.source.chart are required".into()),
+            _ => conditions
+                .push("spec.source.repoURL and either spec.source.path or spec.source.chart are required".into()),
         }
     }
     for source in &all_sources {
@@ -434,7 +455,8 @@ pub(crate) fn validate_app(st: &AppState, app: &mut Value, validate: bool) -> Re
 }
 
 /// The parts of an Application that create/update take from the request.
-const USER_FIELDS: [&[&str]; 4] = [&["spec"], &["metadata", "labels"], &["metadata", "annotations"], &["metadata", "finalizers"]];
+const USER_FIELDS: [&[&str]; 4] =
+    [&["spec"], &["metadata", "labels"], &["metadata", "annotations"], &["metadata", "finalizers"]];
 
 fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |cur, k| cur.get(*k)).filter(|v| !v.is_null())
@@ -450,7 +472,9 @@ fn copy_user_fields(from: &Value, onto: &mut Value) -> bool {
         match new {
             Some(v) => set_path(onto, path, v),
             None => {
-                if let Some(parent) = onto.pointer_mut(&format!("/{}", path[..path.len() - 1].join("/"))).and_then(Value::as_object_mut) {
+                if let Some(parent) =
+                    onto.pointer_mut(&format!("/{}", path[..path.len() - 1].join("/"))).and_then(Value::as_object_mut)
+                {
                     parent.remove(path[path.len() - 1]);
                 }
             }
@@ -464,7 +488,12 @@ fn bump_generation(app: &mut Value) {
     set_path(app, &["metadata", "generation"], json!(generation + 1));
 }
 
-async fn create(State(shared): Shr, _caller: Caller, RawQuery(raw): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+async fn create(
+    State(shared): Shr,
+    _caller: Caller,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let query = Query::parse(raw.as_deref());
     let upsert = query.bool("upsert")?.unwrap_or(false);
     let validate = query.bool("validate")?.unwrap_or(true);
@@ -495,12 +524,16 @@ async fn create(State(shared): Shr, _caller: Caller, RawQuery(raw): RawQuery, bo
         set_path(&mut created, &["metadata", k], v.clone());
     }
     let compared_to = json!({"source": created.pointer("/spec/source").cloned().unwrap_or(json!({"repoURL": ""})), "destination": created["spec"]["destination"]});
-    set_path(&mut created, &["status"], json!({
-        "sync": {"status": "OutOfSync", "comparedTo": compared_to},
-        "health": {"status": "Missing"},
-        "summary": {},
-        "reconciledAt": time::now_rfc3339(),
-    }));
+    set_path(
+        &mut created,
+        &["status"],
+        json!({
+            "sync": {"status": "OutOfSync", "comparedTo": compared_to},
+            "health": {"status": "Missing"},
+            "summary": {},
+            "reconciledAt": time::now_rfc3339(),
+        }),
+    );
     Ok(ok(&st.commit(&key, created)))
 }
 
@@ -516,7 +549,8 @@ async fn update(
     let mut app = parse_body(&body)?;
     set_path(&mut app, &["metadata", "name"], json!(name));
     let mut st = shared.lock();
-    let namespace = app.pointer("/metadata/namespace").and_then(Value::as_str).filter(|n| !n.is_empty()).map(String::from);
+    let namespace =
+        app.pointer("/metadata/namespace").and_then(Value::as_str).filter(|n| !n.is_empty()).map(String::from);
     let key = st.lookup(&name, namespace.as_deref(), query.single_project()?)?;
     validate_app(&st, &mut app, validate)?;
     let mut updated = st.apps[&key].clone();
@@ -589,7 +623,8 @@ fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
                 m.remove(&last).ok_or_else(|| format!("missing path {path}"))?;
             }
             (kind @ ("add" | "replace" | "remove"), Value::Array(a)) => {
-                let index = if last == "-" { a.len() } else { last.parse().map_err(|_| format!("invalid index {last}"))? };
+                let index =
+                    if last == "-" { a.len() } else { last.parse().map_err(|_| format!("invalid index {last}"))? };
                 match kind {
                     "add" if index <= a.len() => a.insert(index, value.ok_or("operation without value")?),
                     "replace" if index < a.len() => a[index] = value.ok_or("operation without value")?,
@@ -603,7 +638,12 @@ fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
     Ok(())
 }
 
-async fn patch(State(shared): Shr, _caller: Caller, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn patch(
+    State(shared): Shr,
+    _caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body = parse_body(&body)?;
     let text = body.get("patch").and_then(Value::as_str).unwrap_or("");
     let patch_type = body.get("patchType").and_then(Value::as_str).unwrap_or("");
@@ -678,7 +718,10 @@ async fn delete_app(
             if only_ours {
                 st.remove(&key);
             } else {
-                let kept: Vec<String> = strings(app.pointer("/metadata/finalizers")).filter(|f| !f.starts_with(RESOURCES_FINALIZER)).map(String::from).collect();
+                let kept: Vec<String> = strings(app.pointer("/metadata/finalizers"))
+                    .filter(|f| !f.starts_with(RESOURCES_FINALIZER))
+                    .map(String::from)
+                    .collect();
                 set_path(&mut app, &["metadata", "finalizers"], json!(kept));
                 st.commit(&key, app);
             }
@@ -738,7 +781,8 @@ fn derived_diffs(app: &Value) -> Vec<Value> {
         .map(|r| {
             let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
             let group = s("group");
-            let api_version = if group.is_empty() { s("version").to_string() } else { format!("{group}/{}", s("version")) };
+            let api_version =
+                if group.is_empty() { s("version").to_string() } else { format!("{group}/{}", s("version")) };
             let manifest = json!({
                 "apiVersion": api_version, "kind": s("kind"),
                 "metadata": {"name": s("name"), "namespace": s("namespace")},
@@ -772,9 +816,9 @@ async fn managed_resources(
     let items: Vec<Value> = items
         .into_iter()
         .filter(|d| {
-            ["namespace", "name", "group", "kind"].iter().all(|k| {
-                query.get(k).is_none_or(|want| d.get(*k).and_then(Value::as_str).unwrap_or("") == want)
-            })
+            ["namespace", "name", "group", "kind"]
+                .iter()
+                .all(|k| query.get(k).is_none_or(|want| d.get(*k).and_then(Value::as_str).unwrap_or("") == want))
         })
         .collect();
     Ok(ok(&if items.is_empty() { json!({}) } else { json!({"items": items}) }))
@@ -787,7 +831,10 @@ async fn projects(State(shared): Shr, _caller: Caller) -> Response {
 
 async fn project(State(shared): Shr, _caller: Caller, Path(name): Path<String>) -> Result<Response, ApiError> {
     let st = shared.lock();
-    let project = st.projects.get(&name).ok_or_else(|| ApiError::new(5, format!("appprojects.argoproj.io \"{name}\" not found")))?;
+    let project = st
+        .projects
+        .get(&name)
+        .ok_or_else(|| ApiError::new(5, format!("appprojects.argoproj.io \"{name}\" not found")))?;
     Ok(ok(project))
 }
 
@@ -846,8 +893,11 @@ mod tests {
         let mut v = json!({"spec": {"a": 1, "b": [1, 2]}});
         merge_patch(&mut v, &json!({"spec": {"a": null, "c": 3}}));
         assert_eq!(v, json!({"spec": {"b": [1, 2], "c": 3}}));
-        json_patch(&mut v, &json!([{"op": "add", "path": "/spec/b/-", "value": 3}, {"op": "replace", "path": "/spec/c", "value": 4}]))
-            .unwrap();
+        json_patch(
+            &mut v,
+            &json!([{"op": "add", "path": "/spec/b/-", "value": 3}, {"op": "replace", "path": "/spec/c", "value": 4}]),
+        )
+        .unwrap();
         assert_eq!(v, json!({"spec": {"b": [1, 2, 3], "c": 4}}));
         assert!(json_patch(&mut v, &json!([{"op": "move", "from": "/spec/c", "path": "/spec/d"}])).is_err());
     }

@@ -18,7 +18,10 @@ pub(crate) type AppKey = (String, String);
 /// What every open watch stream listens to.
 #[derive(Clone, Debug)]
 pub(crate) enum Signal {
-    Event { kind: &'static str, app: Value },
+    Event {
+        kind: &'static str,
+        app: Value,
+    },
     /// Abort the stream without an error chunk.
     Cut,
     /// End the stream with this error chunk.

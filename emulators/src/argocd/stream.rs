@@ -111,7 +111,12 @@ pub(crate) async fn watch(State(shared): State<Arc<Shared>>, headers: HeaderMap,
         let events = st.events.subscribe();
         let initial: Vec<Value> = match (min_rv, filter.name()) {
             (None, _) => st.apps.values().cloned().collect(),
-            (Some(_), Some(name)) => st.apps.values().filter(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(name)).cloned().collect(),
+            (Some(_), Some(name)) => st
+                .apps
+                .values()
+                .filter(|a| a.pointer("/metadata/name").and_then(Value::as_str) == Some(name))
+                .cloned()
+                .collect(),
             (Some(_), None) => Vec::new(),
         };
         let watcher = Watcher { filter, min_rv, fields: Fields::for_stream(&query), framing, last: HashMap::new() };
