@@ -34,7 +34,8 @@
 //!   `status.history`, and updates `status.sync`, `status.health`, `status.summary.images`.
 //!   Automated sync reacts to [`Handle::push_revision`].
 //! * **Details (§5)**: resource tree, managed resources (exact-match filters, JSON-encoded
-//!   states), projects, clusters, repositories, settings and `can-i`.
+//!   states), events, revision metadata (`revision <r> must be resolved` for non-SHAs), sync
+//!   windows, projects, clusters, repositories, settings and `can-i`.
 //!
 //! Test hooks on [`Handle`] seed and inspect state and inject [`Fault`]s (cut streams,
 //! restart, 500s, slowness, expired resourceVersions, stream errors).
@@ -163,6 +164,7 @@ impl Handle {
         self.server.url()
     }
 
+    /// The listening address; kept across [`Handle::restart`].
     pub fn addr(&self) -> SocketAddr {
         self.server.addr()
     }
@@ -234,6 +236,18 @@ impl Handle {
         self.shared.lock().managed.insert(app.into(), items);
     }
 
+    /// Kubernetes events for `app`, as `GET .../events` lists them: those whose
+    /// `involvedObject.kind` is `Application` by default, or those of one resource.
+    pub fn set_events(&self, app: &str, events: Vec<Value>) {
+        self.shared.lock().events_of.insert(app.into(), events);
+    }
+
+    /// The `RevisionMetadata` (author, date, message, tags, ...) served for `revision`.
+    /// Unset commit SHAs get a synthetic answer; unset non-SHAs are refused.
+    pub fn set_revision_metadata(&self, revision: &str, metadata: Value) {
+        self.shared.lock().revision_metadata.insert(revision.into(), metadata);
+    }
+
     /// The images a successful sync to `revision` reports in `status.summary.images`.
     pub fn set_images_for_revision<I, S>(&self, revision: &str, images: I)
     where
@@ -269,6 +283,8 @@ impl Handle {
         self.shared.lock().rv
     }
 
+    /// Injects a fault; see [`Fault`] for which ones are one-shot and which stay until
+    /// [`Handle::clear_faults`].
     pub fn set_fault(&self, fault: Fault) {
         match fault {
             Fault::CutStreams => self.shared.signal(state::Signal::Cut),

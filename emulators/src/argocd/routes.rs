@@ -36,6 +36,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/applications/{name}/operation", delete(operation::terminate))
         .route("/api/v1/applications/{name}/resource-tree", get(resource_tree))
         .route("/api/v1/applications/{name}/managed-resources", get(managed_resources))
+        .route("/api/v1/applications/{name}/events", get(events))
+        .route("/api/v1/applications/{name}/syncwindows", get(sync_windows))
+        .route("/api/v1/applications/{name}/revisions/{revision}/metadata", get(revision_metadata))
         .route("/api/v1/stream/applications", get(stream::watch))
         .route("/api/v1/projects", get(projects))
         .route("/api/v1/projects/{name}", get(project))
@@ -822,6 +825,85 @@ async fn managed_resources(
         })
         .collect();
     Ok(ok(&if items.is_empty() { json!({}) } else { json!({"items": items}) }))
+}
+
+/// `GET .../events`: the app's own events, or those of one node of its tree (API.md §5.1).
+async fn events(
+    State(shared): Shr,
+    _caller: Caller,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(raw.as_deref());
+    let st = shared.lock();
+    let key = app_key(&st, &name, &query)?;
+    let events = st.events_of.get(&name).cloned().unwrap_or_default();
+    let (resource_name, resource_uid) = (query.get("resourceName"), query.get("resourceUID"));
+    if resource_name.is_none() && resource_uid.is_none() {
+        let own: Vec<Value> = events
+            .into_iter()
+            .filter(|e| e.pointer("/involvedObject/kind").and_then(Value::as_str) == Some("Application"))
+            .collect();
+        return Ok(ok(&json!({"metadata": {}, "items": own})));
+    }
+    let tree = st.trees.get(&name).cloned().unwrap_or_else(|| derived_tree(&st.apps[&key]));
+    let wanted = [("namespace", query.get("resourceNamespace")), ("name", resource_name), ("uid", resource_uid)];
+    let matches_node =
+        |n: &Value| wanted.iter().all(|(k, v)| n.get(*k).and_then(Value::as_str).unwrap_or("") == v.unwrap_or(""));
+    if !tree.get("nodes").and_then(Value::as_array).into_iter().flatten().any(matches_node) {
+        let shown = resource_name.or(resource_uid).unwrap_or("");
+        return Err(ApiError::invalid(format!("{shown} not found as part of application {name}")));
+    }
+    let items: Vec<Value> = events
+        .into_iter()
+        .filter(|e| {
+            let involved = |k: &str| e.pointer(&format!("/involvedObject/{k}")).and_then(Value::as_str);
+            resource_name.is_none_or(|n| involved("name") == Some(n))
+                && resource_uid.is_none_or(|u| involved("uid") == Some(u))
+        })
+        .collect();
+    Ok(ok(&json!({"metadata": {}, "items": items})))
+}
+
+/// `GET .../syncwindows`: sync windows are not emulated, so syncing is always allowed.
+async fn sync_windows(
+    State(shared): Shr,
+    _caller: Caller,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(raw.as_deref());
+    app_key(&shared.lock(), &name, &query)?;
+    Ok(ok(&json!({"canSync": true})))
+}
+
+fn is_commit_sha(revision: &str) -> bool {
+    (7..=40).contains(&revision.len()) && revision.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `GET .../revisions/{revision}/metadata`: what the test set with
+/// `Handle::set_revision_metadata`, else a synthetic commit; non-SHAs are refused like the
+/// repo server does (code 2, API.md §5.1).
+async fn revision_metadata(
+    State(shared): Shr,
+    _caller: Caller,
+    Path((name, revision)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(raw.as_deref());
+    let st = shared.lock();
+    app_key(&st, &name, &query)?;
+    if let Some(metadata) = st.revision_metadata.get(&revision) {
+        return Ok(ok(metadata));
+    }
+    if !is_commit_sha(&revision) {
+        return Err(ApiError::unknown(format!("revision {revision} must be resolved")));
+    }
+    Ok(ok(&json!({
+        "author": "Emulated Author <author@example.com>",
+        "date": "2024-03-04T22:00:06Z",
+        "message": format!("Commit {revision}"),
+    })))
 }
 
 async fn projects(State(shared): Shr, _caller: Caller) -> Response {

@@ -75,6 +75,9 @@ pub(crate) struct State {
     pub images: HashMap<String, Vec<String>>,
     pub trees: HashMap<String, Value>,
     pub managed: HashMap<String, Vec<Value>>,
+    /// Kubernetes events per app name, served by `.../events`.
+    pub events_of: HashMap<String, Vec<Value>>,
+    pub revision_metadata: HashMap<String, Value>,
     /// The commit each app's tracked branch points at, set by `push_revision`.
     pub heads: HashMap<String, String>,
     pub failing_apps: HashSet<String>,
@@ -110,6 +113,8 @@ impl State {
             images: HashMap::new(),
             trees: HashMap::new(),
             managed: HashMap::new(),
+            events_of: HashMap::new(),
+            revision_metadata: HashMap::new(),
             heads: HashMap::new(),
             failing_apps: HashSet::new(),
             failing_revisions: HashSet::new(),

@@ -611,6 +611,33 @@ async fn resource_tree_managed_resources_and_catalogues() {
     assert_eq!(repos["items"][0]["repo"], "https://github.com/a/a.git");
     let can: Value = emu.get("/api/v1/account/can-i/applications/sync/default%2Fweb").await.json().await.unwrap();
     assert_eq!(can, json!({"value": "yes"}));
+    let (status, err) = error_of(emu.get("/api/v1/applications/web/revisions/main/metadata").await).await;
+    assert_eq!(status, 500);
+    assert_error(&err, 2, "revision main must be resolved");
+    emu.handle.set_revision_metadata(
+        "abc1234",
+        json!({"author": "A <a@b.c>", "date": "2024-03-04T22:00:06Z", "message": "fix"}),
+    );
+    let meta: Value = emu.get("/api/v1/applications/web/revisions/abc1234/metadata").await.json().await.unwrap();
+    assert_eq!(meta["message"], "fix");
+    let windows: Value = emu.get("/api/v1/applications/web/syncwindows").await.json().await.unwrap();
+    assert_eq!(windows["canSync"], true);
+    emu.handle.set_events("web", vec![
+        json!({"metadata": {"name": "e1"}, "involvedObject": {"kind": "Application", "name": "web"}, "reason": "OperationStarted"}),
+        json!({"metadata": {"name": "e2"}, "involvedObject": {"kind": "Deployment", "name": "web", "namespace": "demo"}, "reason": "ScalingReplicaSet"}),
+    ]);
+    let own: Value = emu.get("/api/v1/applications/web/events").await.json().await.unwrap();
+    assert_eq!(own["items"].as_array().unwrap().len(), 1);
+    let of_node: Value = emu
+        .get("/api/v1/applications/web/events?resourceName=p&resourceNamespace=&resourceUID=u")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(of_node["items"], json!([]));
+    let (status, err) = error_of(emu.get("/api/v1/applications/web/events?resourceName=nope").await).await;
+    assert_eq!(status, 400);
+    assert_error(&err, 3, "nope not found as part of application web");
     let settings: Value = emu.get("/api/v1/settings").await.json().await.unwrap();
     assert_eq!(settings["syncWithReplaceAllowed"], true);
 }
@@ -712,6 +739,12 @@ async fn responses_match_the_swagger() {
         let body: Value = emu.get(path).await.json().await.unwrap();
         check(def, &body);
     }
+    let meta: Value = emu.get("/api/v1/applications/web/revisions/abcdef0/metadata").await.json().await.unwrap();
+    check("v1alpha1RevisionMetadata", &meta);
+    let windows: Value = emu.get("/api/v1/applications/web/syncwindows").await.json().await.unwrap();
+    check("applicationApplicationSyncWindowsResponse", &windows);
+    let events: Value = emu.get("/api/v1/applications/web/events").await.json().await.unwrap();
+    check_schema("events", &swagger.response("/api/v1/applications/{name}/events", "get", "200"), &events);
     let login: Value = emu
         .send(Method::POST, "/api/v1/session", json!({"username": "admin", "password": "password"}))
         .await
