@@ -26,7 +26,8 @@
 //! * **Watch stream (§3)**: SSE framing (`data: <json> \n\n` + `\n`, `:\n` keepalive) when
 //!   `Accept` is exactly `text/event-stream`, NDJSON otherwise; list-then-watch with a
 //!   synthetic ADDED burst, `resourceVersion` resume filter, single-app watch, per-app
-//!   de-duplication, `fields` path filter, the streaming error shape.
+//!   de-duplication, `fields` path filter, the streaming error shape; the resource-tree
+//!   stream, which sends the tree again whenever it changes.
 //! * **Operations (§4)**: sync (revision(s), prune, dryRun, strategy, resources, syncOptions,
 //!   retryStrategy, infos, and the documented refusals), rollback (including
 //!   `rollback cannot be initiated when auto-sync is enabled`), terminate. A simulated
@@ -226,8 +227,11 @@ impl Handle {
 
     /// Overrides the `ApplicationTree` served for `app` (otherwise derived from
     /// `status.resources`).
+    /// Resource-tree streams of that app send the new tree.
     pub fn set_resource_tree(&self, app: &str, tree: Value) {
-        self.shared.lock().trees.insert(app.into(), tree);
+        let mut st = self.shared.lock();
+        st.trees.insert(app.into(), tree);
+        let _ = st.events.send(state::Signal::TreeChanged(app.into()));
     }
 
     /// Overrides the `ResourceDiff` items served for `app` (otherwise derived from

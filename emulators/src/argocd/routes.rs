@@ -40,6 +40,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/applications/{name}/syncwindows", get(sync_windows))
         .route("/api/v1/applications/{name}/revisions/{revision}/metadata", get(revision_metadata))
         .route("/api/v1/stream/applications", get(stream::watch))
+        .route("/api/v1/stream/applications/{name}/resource-tree", get(stream::watch_tree))
         .route("/api/v1/projects", get(projects))
         .route("/api/v1/projects/{name}", get(project))
         .route("/api/v1/clusters", get(clusters))
@@ -763,6 +764,11 @@ fn derived_tree(app: &Value) -> Value {
     if nodes.is_empty() { json!({}) } else { json!({"nodes": nodes}) }
 }
 
+/// The tree a test set for the app, else one derived from its `status.resources`.
+pub(crate) fn tree_of(st: &AppState, key: &AppKey) -> Value {
+    st.trees.get(&key.1).cloned().unwrap_or_else(|| derived_tree(&st.apps[key]))
+}
+
 async fn resource_tree(
     State(shared): Shr,
     _caller: Caller,
@@ -772,8 +778,7 @@ async fn resource_tree(
     let query = Query::parse(raw.as_deref());
     let st = shared.lock();
     let key = app_key(&st, &name, &query)?;
-    let tree = st.trees.get(&name).cloned().unwrap_or_else(|| derived_tree(&st.apps[&key]));
-    Ok(ok(&tree))
+    Ok(ok(&tree_of(&st, &key)))
 }
 
 fn derived_diffs(app: &Value) -> Vec<Value> {
@@ -846,7 +851,7 @@ async fn events(
             .collect();
         return Ok(ok(&json!({"metadata": {}, "items": own})));
     }
-    let tree = st.trees.get(&name).cloned().unwrap_or_else(|| derived_tree(&st.apps[&key]));
+    let tree = tree_of(&st, &key);
     let wanted = [("namespace", query.get("resourceNamespace")), ("name", resource_name), ("uid", resource_uid)];
     let matches_node =
         |n: &Value| wanted.iter().all(|(k, v)| n.get(*k).and_then(Value::as_str).unwrap_or("") == v.unwrap_or(""));

@@ -26,6 +26,8 @@ pub(crate) enum Signal {
     Cut,
     /// End the stream with this error chunk.
     Error(ApiError),
+    /// A test replaced the resource tree of the named app.
+    TreeChanged(String),
 }
 
 #[derive(Debug, Default)]

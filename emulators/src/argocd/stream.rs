@@ -1,6 +1,6 @@
 //! `GET /api/v1/stream/applications` (API.md §3): list-then-watch, resume by
 //! resourceVersion, per-app de-duplication, `fields`, SSE or NDJSON framing, keepalives and
-//! the streaming error shape.
+//! the streaming error shape; and the per-app resource-tree stream (§3.3).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::query::{Fields, Query};
-use super::routes::{AppFilter, token_from};
+use super::routes::{AppFilter, app_key, token_from, tree_of};
 use super::state::{Shared, Signal};
 use super::wire::ApiError;
 
@@ -132,33 +132,94 @@ pub(crate) async fn watch(State(shared): State<Arc<Shared>>, headers: HeaderMap,
                 return;
             }
         }
-        write_events(events, watcher, tx, keepalive).await;
+        let on_signal = move |signal: &Signal| match signal {
+            Signal::Event { kind, app } => watcher.chunk(kind, app),
+            _ => None,
+        };
+        pump(events, framing, tx, keepalive, on_signal).await;
     });
     let body = Body::from_stream(ChannelBody(rx));
     ([(header::CONTENT_TYPE, framing.content_type())], body).into_response()
 }
 
-async fn write_events(
+/// `GET /api/v1/stream/applications/{name}/resource-tree` (API.md §3.3): the tree now, then
+/// again whenever it changes, as `{"result":<ApplicationTree>}` chunks.
+pub(crate) async fn watch_tree(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let framing = Framing { sse: accept == Some("text/event-stream") };
+    let query = Query::parse(raw.as_deref());
+    let (events, key, first) = {
+        let st = shared.lock();
+        if let Err(e) = st.authenticate(token_from(&headers).as_deref()) {
+            return framing.early_error(&e);
+        }
+        let key = match app_key(&st, &name, &query) {
+            Ok(key) => key,
+            Err(e) => return framing.early_error(&e),
+        };
+        let first = tree_of(&st, &key);
+        (st.events.subscribe(), key, first)
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let keepalive = shared.options.keepalive;
+    let source = shared.clone();
+    shared.runtime.spawn(async move {
+        if tx.send(Ok(framing.frame(&json!({"result": first})))).await.is_err() {
+            return;
+        }
+        let mut last = first;
+        let on_signal = move |signal: &Signal| {
+            let concerns_us = match signal {
+                Signal::Event { app, .. } => {
+                    let at = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or("");
+                    at("/metadata/namespace") == key.0 && at("/metadata/name") == key.1
+                }
+                Signal::TreeChanged(app) => *app == key.1,
+                _ => false,
+            };
+            if !concerns_us {
+                return None;
+            }
+            let st = source.lock();
+            let tree = st.apps.contains_key(&key).then(|| tree_of(&st, &key)).filter(|t| *t != last)?;
+            last = tree.clone();
+            Some(framing.frame(&json!({"result": tree})))
+        };
+        pump(events, framing, tx, keepalive, on_signal).await;
+    });
+    let body = Body::from_stream(ChannelBody(rx));
+    ([(header::CONTENT_TYPE, framing.content_type())], body).into_response()
+}
+
+/// Forwards signals to the response until the client goes, the stream is cut or an error
+/// chunk ends it; `on_signal` turns a signal into a chunk (or nothing); keepalives in SSE.
+async fn pump(
     mut events: broadcast::Receiver<Signal>,
-    mut watcher: Watcher,
+    framing: Framing,
     tx: mpsc::Sender<Chunk>,
     keepalive: std::time::Duration,
+    mut on_signal: impl FnMut(&Signal) -> Option<String> + Send,
 ) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     loop {
         let chunk = tokio::select! {
             () = tx.closed() => return,
-            _ = ticks.tick(), if watcher.framing.sse => Ok(":\n".to_string()),
+            _ = ticks.tick(), if framing.sse => Ok(":\n".to_string()),
             signal = events.recv() => match signal {
-                Ok(Signal::Event { kind, app }) => match watcher.chunk(kind, &app) {
+                Ok(Signal::Cut) => Err(std::io::Error::other("emulated stream cut")),
+                Ok(Signal::Error(e)) => {
+                    let _ = tx.send(Ok(framing.frame(&e.stream_body()))).await;
+                    return;
+                }
+                Ok(signal) => match on_signal(&signal) {
                     Some(chunk) => Ok(chunk),
                     None => continue,
                 },
-                Ok(Signal::Cut) => Err(std::io::Error::other("emulated stream cut")),
-                Ok(Signal::Error(e)) => {
-                    let _ = tx.send(Ok(watcher.framing.frame(&e.stream_body()))).await;
-                    return;
-                }
                 // Argo CD drops events for readers that fall behind (API.md §3.2).
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,

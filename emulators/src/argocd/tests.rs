@@ -929,6 +929,25 @@ async fn stream_resume_keepalive_and_errors() {
 }
 
 #[tokio::test]
+async fn resource_tree_stream_resends_on_change() {
+    let emu = Emu::start().await;
+    emu.handle.insert_application(app_json("web")).unwrap();
+    let mut r = emu.get("/api/v1/stream/applications/web/resource-tree").await;
+    let mut next = async || -> Value { serde_json::from_slice(&r.chunk().await.unwrap().unwrap()).unwrap() };
+    assert_eq!(next().await["result"]["nodes"][0]["kind"], "Deployment");
+    // An app change that leaves the tree alone sends nothing; a tree change does.
+    emu.handle.update_application("web", |a| a["metadata"]["labels"]["x"] = json!("y")).unwrap();
+    emu.handle.set_resource_tree("web", json!({"nodes": [{"kind": "Pod", "name": "p", "uid": "u"}]}));
+    assert_eq!(next().await, json!({"result": {"nodes": [{"kind": "Pod", "name": "p", "uid": "u"}]}}));
+    emu.handle
+        .update_application("web", |a| a["status"]["resources"][0]["health"]["status"] = json!("Degraded"))
+        .unwrap();
+    emu.handle.set_resource_tree("web", json!({}));
+    assert_eq!(next().await, json!({"result": {}}));
+    assert_eq!(emu.get("/api/v1/stream/applications/ghost/resource-tree").await.status(), 403);
+}
+
+#[tokio::test]
 async fn faults_fail_delay_and_restart() {
     let emu = Emu::start().await;
     emu.handle.insert_application(app_json("web")).unwrap();
