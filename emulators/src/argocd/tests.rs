@@ -54,7 +54,7 @@ impl Emu {
 
     /// Polls until the app's operation phase is `phase`.
     async fn wait_phase(&self, name: &str, phase: &str) -> Value {
-        for _ in 0..200 {
+        for _ in 0..1000 {
             let app = self.app(name).await;
             if app.pointer("/status/operationState/phase").and_then(Value::as_str) == Some(phase) {
                 return app;
@@ -371,7 +371,7 @@ async fn update_copies_only_user_fields() {
 
 #[tokio::test]
 async fn delete_cascade_and_policies() {
-    let emu = Emu::with(Options { delete_duration: Duration::from_millis(100), ..Options::default() }).await;
+    let emu = Emu::with(Options { delete_duration: Duration::from_millis(1000), ..Options::default() }).await;
     emu.handle.insert_application(app_json("a")).unwrap();
     emu.handle.insert_application(app_json("b")).unwrap();
     let (status, err) =
@@ -388,8 +388,13 @@ async fn delete_cascade_and_policies() {
     assert_eq!(app["metadata"]["finalizers"], json!(["resources-finalizer.argocd.argoproj.io/background"]));
     let r = emu.send(Method::POST, "/api/v1/applications/a/sync", json!({})).await;
     assert_eq!(error_of(r).await.1["message"], "application is deleting");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(emu.handle.application("a").is_none());
+    for _ in 0..300 {
+        if emu.handle.application("a").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(emu.handle.application("a").is_none(), "the controller removes the app after its resources");
 
     assert_eq!(emu.delete("/api/v1/applications/b?cascade=false").await.status(), 200);
     assert!(emu.handle.application("b").is_none(), "without cascade the app goes at once");
@@ -397,7 +402,8 @@ async fn delete_cascade_and_policies() {
 
 #[tokio::test]
 async fn sync_runs_then_succeeds_and_records_history() {
-    let emu = Emu::start().await;
+    // Long enough that a loaded machine still sees the operation running.
+    let emu = Emu::with(Options { sync_duration: Duration::from_millis(1000), ..Options::default() }).await;
     let mut app = app_json("web");
     app["spec"]["revisionHistoryLimit"] = json!(2);
     app["status"]["history"] = json!([
@@ -513,7 +519,7 @@ async fn rollback_refused_with_auto_sync_and_otherwise_redeploys() {
 
 #[tokio::test]
 async fn terminate_operation() {
-    let emu = Emu::with(Options { sync_duration: Duration::from_millis(400), ..Options::default() }).await;
+    let emu = Emu::with(Options { sync_duration: Duration::from_millis(1500), ..Options::default() }).await;
     emu.handle.insert_application(app_json("web")).unwrap();
     let (status, err) = error_of(emu.delete("/api/v1/applications/web/operation").await).await;
     assert_eq!(status, 400);
