@@ -40,6 +40,12 @@ pub struct Settings {
     pub features: FeaturesConfig,
     #[serde(default)]
     pub reports: ReportsConfig,
+    /// Argo CD instances to watch (`[[argocd]]` tables).
+    #[serde(default, rename = "argocd", skip_serializing_if = "Vec::is_empty")]
+    pub argocd: Vec<ArgoCdConfig>,
+    /// Environments and the rules that map applications to them (`[[environment]]`).
+    #[serde(default, rename = "environment", skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<EnvironmentConfig>,
     /// Where `landfall report` reaches the Landfall server.
     pub server_url: String,
 }
@@ -104,6 +110,91 @@ impl RepositoryKind {
     }
 }
 
+/// One `[[argocd]]`: an Argo CD API server to watch and act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoCdConfig {
+    /// Unique; names the instance in URLs and answers.
+    pub name: String,
+    /// The API server's base URL, such as `https://argocd.example.com`.
+    pub url: String,
+    /// The environment variable holding an API token (an account or project-role token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// A local account to sign in with instead of a token…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// …and the environment variable holding its password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// PEM file of the certificate authorities to trust for this instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate. Only for trying things out.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Seconds without an event or keepalive after which the watch reconnects.
+    #[serde(default = "default_silence_seconds")]
+    pub silence_seconds: u64,
+}
+
+fn default_silence_seconds() -> u64 {
+    45
+}
+
+/// One `[[environment]]`: dev, qa, staging, production…
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    pub name: String,
+    /// Order of promotion: dev < qa < staging < production.
+    #[serde(default)]
+    pub rank: i64,
+    /// Other names people use for it in questions, such as `prod`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Which applications belong here; every rule given must hold.
+    #[serde(default, rename = "match")]
+    pub rules: MatchRules,
+}
+
+/// Rules that map an Argo CD application to an environment. An application belongs to
+/// the first environment (in file order) whose rules all hold; a table without rules
+/// matches nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRules {
+    /// Labels the Application must carry with these values.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The destination namespace, as a pattern (`*` and `?`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The destination cluster's name or server URL, as a pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The Argo CD project, as a pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The Application's name, as a pattern, such as `*-prod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The Argo CD instance's name, as a pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
+impl MatchRules {
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+            && self.namespace.is_none()
+            && self.cluster.is_none()
+            && self.project.is_none()
+            && self.name.is_none()
+            && self.instance.is_none()
+    }
+}
+
 /// `[features]`: which issue keys count as features.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +217,8 @@ impl Default for Settings {
             repositories: Vec::new(),
             features: FeaturesConfig::default(),
             reports: ReportsConfig::default(),
+            argocd: Vec::new(),
+            environments: Vec::new(),
             server_url: "http://127.0.0.1:3000".to_string(),
         }
     }
@@ -195,6 +288,64 @@ pub fn load(
 }
 
 impl Settings {
+    fn validate_argocd(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for (index, instance) in self.argocd.iter().enumerate() {
+            let at = format!("argocd[{index}]");
+            let name = &instance.name;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+                return Err(format!("setting `{at}.name` is `{name}`; accepted: letters, digits, '.', '_' and '-'"));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(format!("setting `{at}.name`: `{name}` is used by another instance; names must be unique"));
+            }
+            match url::Url::parse(&instance.url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                _ => {
+                    return Err(format!(
+                        "setting `{at}.url` is `{}`; accepted: the API server's https:// (or http://) URL",
+                        instance.url
+                    ));
+                }
+            }
+            match (&instance.token_env, &instance.username, &instance.password_env) {
+                (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+                _ => {
+                    return Err(format!(
+                        "setting `{at}`: give either `token_env` (the variable holding an API token) or both \
+                         `username` and `password_env`"
+                    ));
+                }
+            }
+            if instance.silence_seconds < 5 {
+                return Err(format!(
+                    "setting `{at}.silence_seconds` is {}; at least 5 seconds is accepted (Argo CD sends a keepalive every 15)",
+                    instance.silence_seconds
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_environments(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for (index, environment) in self.environments.iter().enumerate() {
+            let at = format!("environment[{index}]");
+            let name = &environment.name;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+                return Err(format!("setting `{at}.name` is `{name}`; accepted: letters, digits, '.', '_' and '-'"));
+            }
+            for alias in std::iter::once(name).chain(&environment.aliases) {
+                if !names.insert(alias.to_lowercase()) {
+                    return Err(format!(
+                        "setting `{at}`: `{alias}` already names another environment; names and aliases must be unique"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks what types alone cannot: unique names, usable names and keys, bounds.
     fn validate(&self) -> Result<(), String> {
         match url::Url::parse(&self.server_url) {
@@ -250,6 +401,8 @@ impl Settings {
                 }
             }
         }
+        self.validate_argocd()?;
+        self.validate_environments()?;
         for project in &self.features.projects {
             let mut chars = project.chars();
             let valid = chars.next().is_some_and(|c| c.is_ascii_uppercase())
@@ -582,6 +735,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--listen") && error.contains("IP:PORT"), "{error}");
+    }
+
+    #[test]
+    fn argocd_instances_and_environments_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("landfall.toml");
+        let write_and_load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            load(Some(&file), std::iter::empty(), &Overrides::default())
+        };
+        let settings = write_and_load(
+            "[[argocd]]\nname = \"main\"\nurl = \"https://argocd.example.com\"\ntoken_env = \"ARGOCD_TOKEN\"\n\
+             [[argocd]]\nname = \"eu\"\nurl = \"https://argocd.eu.example.com\"\nusername = \"landfall\"\npassword_env = \"EU_PASSWORD\"\n\
+             [[environment]]\nname = \"production\"\nrank = 40\naliases = [\"prod\"]\nmatch = { labels = { env = \"prod\" }, cluster = \"gke-*\" }\n",
+        )
+        .unwrap();
+        assert_eq!(settings.argocd.len(), 2);
+        assert_eq!(settings.argocd[0].silence_seconds, 45, "default");
+        assert_eq!(settings.environments[0].rules.labels["env"], "prod");
+        assert_eq!(settings.environments[0].rules.cluster.as_deref(), Some("gke-*"));
+        let cases = [
+            ("[[argocd]]\nname = \"a\"\nurl = \"https://x\"\n", "argocd[0]`: give either `token_env`"),
+            ("[[argocd]]\nname = \"a\"\nurl = \"https://x\"\ntoken_env = \"T\"\nusername = \"u\"\n", "give either"),
+            ("[[argocd]]\nname = \"a\"\nurl = \"argocd.example.com\"\ntoken_env = \"T\"\n", "argocd[0].url"),
+            (
+                "[[argocd]]\nname = \"a\"\nurl = \"https://x\"\ntoken_env = \"T\"\n[[argocd]]\nname = \"a\"\nurl = \"https://y\"\ntoken_env = \"T\"\n",
+                "argocd[1].name",
+            ),
+            ("[[argocd]]\nname = \"a\"\nurl = \"https://x\"\ntoken = \"secret\"\n", "unknown setting"),
+            (
+                "[[environment]]\nname = \"production\"\naliases = [\"prod\"]\n[[environment]]\nname = \"Prod\"\n",
+                "names and aliases must be unique",
+            ),
+            ("[[environment]]\nname = \"qa\"\nmatch = { labes = { env = \"qa\" } }\n", "labes"),
+        ];
+        for (text, expected) in cases {
+            let error = write_and_load(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
     }
 
     #[test]

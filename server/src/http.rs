@@ -31,6 +31,8 @@ pub struct AppState {
     pub report_token: Option<Arc<str>>,
     /// `[features] projects`: the issue keys questions may name.
     pub projects: Arc<[String]>,
+    /// How each Argo CD instance's watch stands.
+    pub argocd: crate::argocd::watch::WatchStatus,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {

@@ -7,6 +7,7 @@
 //! that belong together are written in one transaction.
 
 mod ancestry;
+mod applications;
 pub mod cards;
 mod changes;
 mod facts;
@@ -65,6 +66,29 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Starts a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`), so that a second writer (two Argo CD watches, a sync and a
+/// report) waits for the busy timeout instead of failing with "database is locked" when
+/// its read snapshot went stale mid-transaction.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
 
 /// A handle to the ledger; cheap to clone.
 #[derive(Clone)]

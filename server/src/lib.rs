@@ -3,6 +3,7 @@
 
 pub mod ancestry;
 pub mod answer;
+pub mod argocd;
 pub mod ask;
 pub mod cli;
 pub mod config;

@@ -38,6 +38,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let background = crate::sync::spawn_background(ledger.clone(), settings.clone());
+    let argocd = crate::argocd::watch::WatchStatus::default();
+    let watches = crate::argocd::start(&ledger, &settings, &argocd).await?;
     let report_token: Option<Arc<str>> =
         std::env::var(&settings.reports.token_env).ok().filter(|token| !token.is_empty()).map(Arc::from);
     if report_token.is_none() {
@@ -49,6 +51,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         leptos,
         report_token,
         projects: settings.features.projects.clone().into(),
+        argocd,
     };
     let app = http::router(state);
 
@@ -57,6 +60,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the web server failed")?;
     tracing::info!("shutting down");
     background.abort();
+    watches.iter().for_each(|watch| watch.abort());
     ledger.close().await;
     Ok(())
 }

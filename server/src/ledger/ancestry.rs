@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ancestry::{Landing, SourcePoint, Visit, source_point};
 
-use super::{Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, on_pool};
 
 /// Rows per multi-row statement (three to five parameters each).
 const ROWS: usize = 2000;
@@ -32,7 +32,7 @@ impl Ledger {
         landings: &[Landing],
     ) -> Result<(), LedgerError> {
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
                 .bind(repository)
                 .fetch_one(&mut *tx)
@@ -89,7 +89,7 @@ impl Ledger {
             .flat_map(|(sha, paths)| paths.iter().map(move |path| (sha.as_str(), path.as_str())))
             .collect();
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let repository_id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
                 .bind(repository)
                 .fetch_one(&mut *tx)
@@ -186,7 +186,7 @@ impl Ledger {
             }
         }
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for table in ["application_highs", "application_sources"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE application_id = $1"))
                     .bind(application_id)
@@ -268,7 +268,7 @@ impl Ledger {
         });
         let Some(point) = point else { return Ok(()) };
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for table in ["source_point_extras", "source_points"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE repository_id = $1 AND sha = $2 AND ref_name = $3"))
                     .bind(repository_id)

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::presence::{ChangeSet, SourceSet, id_list, values_list};
-use super::{Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, on_pool};
 
 /// Applications per batch when filling in missing change sets.
 const FILL_APPLICATIONS: usize = 100;
@@ -257,7 +257,7 @@ impl Ledger {
             diffs.insert((*from, *to), diff.clone());
         }
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for chunk in links.chunks(2000) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO deployment_changes

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, on_pool};
 
 /// The CI step kinds the ledger accepts (DESIGN.md: PipelineRun steps).
 pub const STEP_KINDS: [&str; 7] = ["build", "test", "scan", "pre-sync", "post-sync", "deploy", "other"];
@@ -290,7 +290,7 @@ impl Ledger {
         }
         let sources = fact.sources.to_string();
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let environment_id: Option<i64> = match &fact.environment {
                 Some(name) => Some(
                     sqlx::query_scalar("SELECT id FROM environments WHERE name = $1")
@@ -377,7 +377,7 @@ impl Ledger {
         required("phase", &fact.phase)?;
         let revisions = serde_json::to_string(&fact.revisions).unwrap_or_else(|_| "[]".into());
         let (id, application_id) = on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let application_id: i64 =
                 sqlx::query_scalar("SELECT id FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3")
                     .bind(&fact.instance)
@@ -471,7 +471,7 @@ impl Ledger {
             required("name", &resource.name)?;
         }
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let application_id: i64 =
                 sqlx::query_scalar("SELECT id FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3")
                     .bind(instance)
@@ -564,7 +564,7 @@ impl Ledger {
         let mut commit_ids: HashMap<(i64, String), i64> = HashMap::new();
         let mut feature_ids: HashMap<String, i64> = HashMap::new();
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for &name in &repository_names {
                 let owned = name.to_string();
                 let id = repository_id!(tx, &owned);
@@ -717,7 +717,7 @@ impl Ledger {
             return Err(LedgerError::Invalid(format!("`number` is {}; a positive number is required", fact.number)));
         }
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let repository_id = repository_id!(tx, &fact.repository);
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO pull_requests (repository_id, number, title, body, author, head_branch, merged_at, merge_commit_sha)
@@ -782,7 +782,7 @@ impl Ledger {
         required("digest", &fact.digest)?;
         required("commit_sha", &fact.commit_sha)?;
         let (id, repository_id) = on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let repository_id = repository_id!(tx, &fact.repository);
             let image_id: i64 = sqlx::query_scalar(
                 "INSERT INTO images (repository, tag, digest) VALUES ($1, $2, $3)
@@ -858,7 +858,7 @@ impl Ledger {
             one_of(&format!("steps[{index}].kind"), &step.kind, &STEP_KINDS)?;
         }
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let repository_id: Option<i64> = match &fact.repository {
                 Some(name) => Some(repository_id!(tx, name)),
                 None => None,

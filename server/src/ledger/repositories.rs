@@ -1,7 +1,7 @@
 //! What the Git connector keeps between syncs: each repository's branch tips, and which
 //! commits are still reachable.
 
-use super::{Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, on_pool};
 
 impl Ledger {
     /// The branch tips recorded by the last sync, as `(ref name, sha)`.
@@ -21,7 +21,7 @@ impl Ledger {
         synced_at: i64,
     ) -> Result<(), LedgerError> {
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let id: i64 = sqlx::query_scalar("UPDATE repositories SET synced_at = $1 WHERE name = $2 RETURNING id")
                 .bind(synced_at)
                 .bind(repository)
@@ -57,7 +57,7 @@ impl Ledger {
                    WHERE sha = $1 AND reachable
                      AND repository_id = (SELECT id FROM repositories WHERE name = $2)";
         on_pool!(self.pool(), |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut marked = 0;
             for sha in shas {
                 marked += sqlx::query(sql).bind(sha).bind(repository).execute(&mut *tx).await?.rows_affected();

@@ -1,0 +1,159 @@
+//! The Argo CD connector against the emulator: two instances at once, the real velero
+//! Application with its ten history entries, a live automated sync, and recovery after
+//! the stream is cut while an application is deleted.
+
+use std::time::Duration;
+
+use landfall_emulators::argocd::{ArgoCd, Fault, Handle, Options};
+use landfall_server::ledger::{ImageRef, Ledger};
+use landfall_tests::{Server, TestDatabase, all_databases};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "header.payload.signature";
+
+fn velero() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/argocd/application-velero-test.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn shop(name: &str, env: &str, automated: bool) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "argocd", "labels": {"env": env}},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": "https://git.example/acme/gitops.git", "path": format!("envs/{env}"), "targetRevision": "main"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": format!("shop-{env}")},
+            "syncPolicy": if automated { json!({"automated": {"prune": true}}) } else { json!({}) }
+        }
+    })
+}
+
+/// Polls `check` until it returns `Some`, for up to 30 s.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn image(reference: &str) -> ImageRef {
+    ImageRef::parse(reference).unwrap()
+}
+
+async fn watch(backend: &str, database: TestDatabase) {
+    let main =
+        ArgoCd::start(Options { tokens: vec![(TOKEN.into(), "admin".into())], ..Options::default() }).await.unwrap();
+    main.insert_application(velero()).unwrap();
+    main.insert_application(shop("shop-api-prod", "prod", true)).unwrap();
+    let second = ArgoCd::start(Options::default()).await.unwrap();
+    second.insert_application(shop("shop-api-staging", "staging", false)).unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("landfall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[argocd]]
+name = "main"
+url = "{}"
+token_env = "ARGOCD_MAIN_TOKEN"
+silence_seconds = 5
+
+[[argocd]]
+name = "second"
+url = "{}"
+username = "admin"
+password_env = "ARGOCD_SECOND_PASSWORD"
+
+[[environment]]
+name = "staging"
+rank = 30
+match = {{ labels = {{ env = "staging" }} }}
+
+[[environment]]
+name = "production"
+rank = 40
+aliases = ["prod"]
+match = {{ labels = {{ env = "prod" }} }}
+"#,
+            main.url(),
+            second.url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with_env(
+        &["--config", config.to_str().unwrap(), "--database-url", database.url.expose()],
+        &[("ARGOCD_MAIN_TOKEN", TOKEN), ("ARGOCD_SECOND_PASSWORD", "password")],
+    );
+    let ledger = Ledger::open(&database.url).await.unwrap();
+
+    // The real Application arrives with its ten history entries; the latest runs what
+    // status.summary.images lists.
+    let recorded = eventually("velero's history", || async {
+        let recorded = ledger.recorded_deployments("main", "argo-cd", "velero-test").await.unwrap();
+        (recorded.len() == 10).then_some(recorded)
+    })
+    .await;
+    assert_eq!(recorded.keys().copied().collect::<Vec<_>>(), (14..=23).collect::<Vec<_>>(), "{backend}");
+    assert_eq!(recorded[&23], [image("nginx:latest")], "{backend}");
+    assert!(recorded[&22].is_empty(), "{backend}: older entries' images are not known");
+
+    // Both instances, each application in its environment.
+    let applications = eventually("both instances", || async {
+        let apps = ledger.applications().await.unwrap();
+        (apps.len() == 3).then_some(apps)
+    })
+    .await;
+    let placed: Vec<(&str, &str, Option<&str>)> =
+        applications.iter().map(|a| (a.instance.as_str(), a.name.as_str(), a.environment.as_deref())).collect();
+    assert!(placed.contains(&("main", "shop-api-prod", Some("production"))), "{backend}: {placed:?}");
+    assert!(placed.contains(&("second", "shop-api-staging", Some("staging"))), "{backend}: {placed:?}");
+    assert!(placed.contains(&("main", "velero-test", None)), "{backend}: {placed:?}");
+    let ready: Value = reqwest::get(server.url("/readyz")).await.unwrap().json().await.unwrap();
+    let instances = ready["checks"]["argocd"].as_array().unwrap();
+    assert_eq!(instances.len(), 2, "{backend}: {ready}");
+    assert!(instances.iter().all(|i| i["connected"] == true && i["error"].is_null()), "{backend}: {ready}");
+
+    // An automated sync in Argo CD becomes a deployment with the images it rolled out.
+    main.set_images_for_revision("v2", ["ghcr.io/acme/shop:2"]);
+    main.push_revision("shop-api-prod", "v2").unwrap();
+    let deployed = |revision_images: Vec<ImageRef>| {
+        let ledger = &ledger;
+        async move {
+            let recorded = ledger.recorded_deployments("main", "argocd", "shop-api-prod").await.unwrap();
+            recorded.values().any(|images| *images == revision_images).then_some(recorded)
+        }
+    };
+    eventually("the automated sync", || deployed(vec![image("ghcr.io/acme/shop:2")])).await;
+
+    // The stream is cut; meanwhile velero is deleted and another revision rolls out.
+    // After the reconnect and relist, the ledger has both.
+    main.set_fault(Fault::CutStreams);
+    main.remove_application("velero-test").unwrap();
+    main.set_images_for_revision("v3", ["ghcr.io/acme/shop:3"]);
+    main.push_revision("shop-api-prod", "v3").unwrap();
+    let recorded = eventually("the sync during the cut", || deployed(vec![image("ghcr.io/acme/shop:3")])).await;
+    assert_eq!(recorded.len(), 2, "{backend}: no duplicate deployments: {recorded:?}");
+    eventually("velero's deletion", || async {
+        let live = ledger.live_applications("main").await.unwrap();
+        (!live.iter().any(|(_, name)| name == "velero-test")).then_some(())
+    })
+    .await;
+    let kept = ledger.recorded_deployments("main", "argo-cd", "velero-test").await.unwrap();
+    assert_eq!(kept.len(), 10, "{backend}: a deleted application keeps its history");
+    ledger.close().await;
+    drop(server);
+    drop::<Handle>(main);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn argocd_watch_keeps_the_ledger_current() {
+    for (backend, database) in all_databases().await {
+        watch(backend, database).await;
+    }
+}
