@@ -24,7 +24,7 @@ pub async fn start(
     ledger: &crate::ledger::Ledger,
     settings: &crate::config::Settings,
     status: &watch::WatchStatus,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+) -> anyhow::Result<(Instances, Vec<tokio::task::JoinHandle<()>>)> {
     use anyhow::Context;
     for environment in &settings.environments {
         let rules = serde_json::json!({ "aliases": environment.aliases, "match": environment.rules });
@@ -37,6 +37,7 @@ pub async fn start(
     }
     let environments: std::sync::Arc<[EnvironmentConfig]> = settings.environments.clone().into();
     let mut tasks = Vec::new();
+    let mut clients = std::collections::BTreeMap::new();
     for (index, instance) in settings.argocd.iter().enumerate() {
         let secret = |variable: &str| {
             std::env::var(variable).ok().filter(|v| !v.is_empty()).with_context(|| {
@@ -60,9 +61,11 @@ pub async fn start(
         let tls = client::Tls { ca_pem, insecure_skip_verify: instance.insecure_skip_verify };
         let client = client::Client::new(&instance.url, credentials, &tls)
             .with_context(|| format!("setting `argocd[{index}]`"))?;
+        let client = std::sync::Arc::new(client);
+        clients.insert(instance.name.clone(), client.clone());
         let watcher = watch::Watcher::new(
             &instance.name,
-            std::sync::Arc::new(client),
+            client,
             ledger.clone(),
             environments.clone(),
             std::time::Duration::from_secs(instance.silence_seconds),
@@ -70,7 +73,21 @@ pub async fn start(
         );
         tasks.push(tokio::spawn(watcher.run()));
     }
-    Ok(tasks)
+    Ok((Instances(std::sync::Arc::new(clients)), tasks))
+}
+
+/// The configured Argo CD instances' clients, by name; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Instances(std::sync::Arc<std::collections::BTreeMap<String, std::sync::Arc<client::Client>>>);
+
+impl Instances {
+    pub fn get(&self, name: &str) -> Option<std::sync::Arc<client::Client>> {
+        self.0.get(name).cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
 }
 
 /// Argo CD's own namespace when an application does not say (`argocd`).

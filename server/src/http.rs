@@ -33,6 +33,8 @@ pub struct AppState {
     pub projects: Arc<[String]>,
     /// How each Argo CD instance's watch stands.
     pub argocd: crate::argocd::watch::WatchStatus,
+    /// Clients of the configured Argo CD instances, for actions and live reads.
+    pub instances: crate::argocd::Instances,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {

@@ -39,7 +39,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let background = crate::sync::spawn_background(ledger.clone(), settings.clone());
     let argocd = crate::argocd::watch::WatchStatus::default();
-    let watches = crate::argocd::start(&ledger, &settings, &argocd).await?;
+    let (instances, watches) = crate::argocd::start(&ledger, &settings, &argocd).await?;
     let report_token: Option<Arc<str>> =
         std::env::var(&settings.reports.token_env).ok().filter(|token| !token.is_empty()).map(Arc::from);
     if report_token.is_none() {
@@ -52,6 +52,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         report_token,
         projects: settings.features.projects.clone().into(),
         argocd,
+        instances,
     };
     let app = http::router(state);
 
