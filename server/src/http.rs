@@ -2,6 +2,7 @@
 //! metrics and logging middleware.
 
 pub mod api;
+mod applications;
 pub mod error;
 mod health;
 mod metrics;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reports::router())
         .merge(api::router())
         .merge(questions::router())
+        .merge(applications::router())
         .merge(ui::router(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

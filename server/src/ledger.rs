@@ -7,6 +7,7 @@
 //! that belong together are written in one transaction.
 
 mod ancestry;
+pub mod application_views;
 mod applications;
 pub mod cards;
 mod changes;

@@ -132,6 +132,8 @@ async fn the_openapi_document_lists_what_the_server_serves() {
     assert_eq!(
         paths,
         [
+            "/api/v1/applications",
+            "/api/v1/applications/{instance}/{name}",
             "/api/v1/ask",
             "/api/v1/commits/{repo}/{sha}",
             "/api/v1/environments/compare",

@@ -119,6 +119,47 @@ match = {{ labels = {{ env = "prod" }} }}
     assert_eq!(instances.len(), 2, "{backend}: {ready}");
     assert!(instances.iter().all(|i| i["connected"] == true && i["error"].is_null()), "{backend}: {ready}");
 
+    // The REST API lists and shows them.
+    let get = |path: &str| {
+        let url = server.url(path);
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, page) = get("/api/v1/applications?environment=Production").await;
+    assert_eq!(status, 200, "{backend}: {page}");
+    assert_eq!(page["total"], 1, "{backend}: {page}");
+    assert_eq!(page["applications"][0]["name"], "shop-api-prod", "{backend}");
+    assert_eq!(page["applications"][0]["automated_sync"], true, "{backend}");
+    let (_, page) = get("/api/v1/applications?text=VELERO&limit=1").await;
+    assert_eq!(
+        (page["total"].as_i64(), page["applications"].as_array().map(Vec::len)),
+        (Some(1), Some(1)),
+        "{backend}"
+    );
+    let (_, page) = get("/api/v1/applications?instance=second&sync=unknown").await;
+    assert_eq!(page["total"], 0, "{backend}: the emulated staging app has a sync status: {page}");
+    let (status, error) = get("/api/v1/applications?health=fine").await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("health")), "{backend}: {error}");
+    assert!(error["error"].as_str().unwrap().contains("Degraded"), "{backend}: lists what is accepted: {error}");
+    let (status, velero) = get("/api/v1/applications/main/velero-test").await;
+    assert_eq!(status, 200, "{backend}: {velero}");
+    assert_eq!(velero["deployments_total"], 10, "{backend}");
+    let ids: Vec<i64> =
+        velero["deployments"].as_array().unwrap().iter().map(|d| d["history_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, (14..=23).rev().collect::<Vec<_>>(), "{backend}: newest first");
+    assert_eq!(velero["deployments"][0]["images"], json!(["nginx:latest"]), "{backend}");
+    assert_eq!(velero["destination"]["name"], "gke-alpha-01-europe-west1", "{backend}");
+    assert_eq!(velero["current"]["history_id"], 23, "{backend}");
+    let (_, few) = get("/api/v1/applications/main/velero-test?namespace=argo-cd&deployments=3").await;
+    assert_eq!(few["deployments"].as_array().unwrap().len(), 3, "{backend}");
+    let (status, missing) = get("/api/v1/applications/main/nothing-here").await;
+    assert_eq!(status, 404, "{backend}: {missing}");
+    let (status, _) = get("/api/v1/applications/main/velero-test?namespace=elsewhere").await;
+    assert_eq!(status, 404, "{backend}");
+
     // An automated sync in Argo CD becomes a deployment with the images it rolled out.
     main.set_images_for_revision("v2", ["ghcr.io/acme/shop:2"]);
     main.push_revision("shop-api-prod", "v2").unwrap();
@@ -146,6 +187,17 @@ match = {{ labels = {{ env = "prod" }} }}
     .await;
     let kept = ledger.recorded_deployments("main", "argo-cd", "velero-test").await.unwrap();
     assert_eq!(kept.len(), 10, "{backend}: a deleted application keeps its history");
+    let (_, page) = get("/api/v1/applications?instance=main").await;
+    assert_eq!(page["total"], 1, "{backend}: deleted applications are not listed by default");
+    let (_, page) = get("/api/v1/applications?instance=main&include_deleted=true").await;
+    assert_eq!(page["total"], 2, "{backend}");
+    let (_, velero) = get("/api/v1/applications/main/velero-test").await;
+    assert!(velero["deleted_at"].is_string(), "{backend}: {}", velero["deleted_at"]);
+    let (_, shop) = get("/api/v1/applications/main/shop-api-prod").await;
+    let latest = &shop["deployments"][0];
+    assert_eq!(latest["images"], json!(["ghcr.io/acme/shop:3"]), "{backend}: {latest}");
+    assert_eq!(latest["changes"]["images"][0]["previous_tag"], "2", "{backend}: {latest}");
+    assert_eq!(latest["initiated_by"], "automated", "{backend}");
     ledger.close().await;
     drop(server);
     drop::<Handle>(main);

@@ -27,6 +27,8 @@ use crate::ledger::cards::{CommitCard, FeatureCard, PullRequestCard, ShaMatch};
         super::questions::ask,
         super::reports::builds,
         super::reports::pipelines,
+        super::applications::list,
+        super::applications::detail,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme)
