@@ -1,3 +1,6 @@
+/// The typed Application model behind the create/edit form, with Argo CD's validation.
+pub mod form;
+
 use leptos::prelude::*;
 
 use crate::api::{ApplicationSummary, list_applications};

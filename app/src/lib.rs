@@ -7,7 +7,7 @@
 //! depends on the server crate.
 
 pub mod api;
-mod applications;
+pub mod applications;
 mod environments;
 mod features;
 pub mod format;
