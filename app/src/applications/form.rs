@@ -239,6 +239,38 @@ impl fmt::Display for ToolKind {
 }
 
 impl Tools {
+    /// Switches the source to one tool: drops the other three blocks (their settings would
+    /// make Argo CD reject the source) and starts an empty block for `kind` if it has none.
+    pub fn keep_only(&mut self, kind: ToolKind) {
+        let Self { helm, kustomize, directory, plugin } = self;
+        if kind != ToolKind::Helm {
+            *helm = None;
+        }
+        if kind != ToolKind::Kustomize {
+            *kustomize = None;
+        }
+        if kind != ToolKind::Directory {
+            *directory = None;
+        }
+        if kind != ToolKind::Plugin {
+            *plugin = None;
+        }
+        match kind {
+            ToolKind::Helm => {
+                helm.get_or_insert_default();
+            }
+            ToolKind::Kustomize => {
+                kustomize.get_or_insert_default();
+            }
+            ToolKind::Directory => {
+                directory.get_or_insert_default();
+            }
+            ToolKind::Plugin => {
+                plugin.get_or_insert_default();
+            }
+        }
+    }
+
     /// The tool blocks that count, in Argo CD's order. A block whose every field is empty or
     /// false does not count: `NormalizeSource` drops such blocks before validating, which lets
     /// people switch tools by leaving an empty block behind.
@@ -1902,8 +1934,22 @@ mod tests {
         let two = with(two, "/spec/source/kustomize", json!({"namePrefix": "p-"}));
         assert_one_error(two.clone(), "spec.source", "multiple application sources defined: Kustomize,Helm");
         // An empty block is dropped by Argo CD's NormalizeSource, so it does not count.
-        let one = with(two, "/spec/source/helm", json!({"passCredentials": false, "valueFiles": []}));
+        let one = with(two.clone(), "/spec/source/helm", json!({"passCredentials": false, "valueFiles": []}));
         assert_eq!(errors(one), []);
+
+        let mut switched = form(two);
+        let tools = &mut switched.spec.source.as_mut().unwrap().tools;
+        tools.keep_only(ToolKind::Helm);
+        assert_eq!(tools.kinds(), [ToolKind::Helm]);
+        assert!(tools.kustomize.is_none());
+        assert_eq!(switched.validate(), []);
+        tools_of(&mut switched).keep_only(ToolKind::Plugin);
+        assert_eq!(tools_of(&mut switched).plugin, Some(Plugin::default()));
+        assert!(tools_of(&mut switched).helm.is_none());
+    }
+
+    fn tools_of(form: &mut ApplicationForm) -> &mut Tools {
+        &mut form.spec.source.as_mut().unwrap().tools
     }
 
     #[test]
