@@ -24,6 +24,7 @@ pub async fn start(
     ledger: &crate::ledger::Ledger,
     settings: &crate::config::Settings,
     status: &watch::WatchStatus,
+    live: &std::sync::Arc<crate::live::Hub>,
 ) -> anyhow::Result<(Instances, Vec<tokio::task::JoinHandle<()>>)> {
     use anyhow::Context;
     for environment in &settings.environments {
@@ -70,6 +71,7 @@ pub async fn start(
             environments.clone(),
             std::time::Duration::from_secs(instance.silence_seconds),
             status.clone(),
+            live.clone(),
         );
         tasks.push(tokio::spawn(watcher.run()));
     }

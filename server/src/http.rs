@@ -5,6 +5,7 @@ pub mod api;
 mod applications;
 pub mod error;
 mod health;
+mod live;
 mod metrics;
 mod questions;
 mod reports;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub argocd: crate::argocd::watch::WatchStatus,
     /// Clients of the configured Argo CD instances, for actions and live reads.
     pub instances: crate::argocd::Instances,
+    /// Live updates for browsers, fed by the Argo CD watches.
+    pub live: Arc<crate::live::Hub>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -52,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(questions::router())
         .merge(applications::router())
+        .merge(live::router())
         .merge(ui::router(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

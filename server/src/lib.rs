@@ -11,6 +11,7 @@ pub mod correlate;
 pub mod git;
 pub mod http;
 pub mod ledger;
+pub mod live;
 pub mod reports;
 pub mod serve;
 pub mod sync;

@@ -39,7 +39,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let background = crate::sync::spawn_background(ledger.clone(), settings.clone());
     let argocd = crate::argocd::watch::WatchStatus::default();
-    let (instances, watches) = crate::argocd::start(&ledger, &settings, &argocd).await?;
+    let live = Arc::new(crate::live::Hub::default());
+    let (instances, watches) = crate::argocd::start(&ledger, &settings, &argocd, &live).await?;
     let report_token: Option<Arc<str>> =
         std::env::var(&settings.reports.token_env).ok().filter(|token| !token.is_empty()).map(Arc::from);
     if report_token.is_none() {
@@ -53,6 +54,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         projects: settings.features.projects.clone().into(),
         argocd,
         instances,
+        live,
     };
     let app = http::router(state);
 

@@ -40,6 +40,31 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, m
     }
 }
 
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON text message of the live websocket, within 30 s.
+async fn next_message(socket: &mut Socket) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("a live message within 30 s")
+            .expect("the socket is open")
+            .expect("a websocket frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+fn cursor_number_of(cursor: &str) -> u64 {
+    cursor.split_once(':').map_or(0, |(_, n)| n.parse().unwrap())
+}
+
+fn cursor_number(message: &Value) -> u64 {
+    cursor_number_of(message["cursor"].as_str().expect("every event has a cursor"))
+}
+
 fn image(reference: &str) -> ImageRef {
     ImageRef::parse(reference).unwrap()
 }
@@ -160,6 +185,12 @@ match = {{ labels = {{ env = "prod" }} }}
     let (status, _) = get("/api/v1/applications/main/velero-test?namespace=elsewhere").await;
     assert_eq!(status, 404, "{backend}");
 
+    // A browser follows the live updates from here.
+    let live_url = server.url("/api/v1/live").replacen("http://", "ws://", 1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(live_url.as_str()).await.unwrap();
+    let hello = next_message(&mut socket).await;
+    assert_eq!(hello["type"], "hello", "{backend}: {hello}");
+
     // An automated sync in Argo CD becomes a deployment with the images it rolled out.
     main.set_images_for_revision("v2", ["ghcr.io/acme/shop:2"]);
     main.push_revision("shop-api-prod", "v2").unwrap();
@@ -171,6 +202,22 @@ match = {{ labels = {{ env = "prod" }} }}
         }
     };
     eventually("the automated sync", || deployed(vec![image("ghcr.io/acme/shop:2")])).await;
+    // The browser saw the operation run and the deployment land, in order.
+    let mut seen = Vec::new();
+    let mut last_cursor = String::new();
+    while !seen.iter().any(|m: &Value| m["type"] == "deployment") {
+        let message = next_message(&mut socket).await;
+        assert!(cursor_number(&message) > cursor_number_of(&last_cursor), "{backend}: cursors increase");
+        last_cursor = message["cursor"].as_str().unwrap().to_string();
+        seen.push(message);
+    }
+    let deployment = seen.last().unwrap();
+    assert_eq!((deployment["name"].as_str(), deployment["phase"].as_str()), (Some("shop-api-prod"), Some("Succeeded")));
+    assert!(
+        seen.iter().any(|m| m["type"] == "application" && m["operation_phase"] == "Running"),
+        "{backend}: the running sync was pushed: {seen:?}"
+    );
+    drop(socket);
 
     // The stream is cut; meanwhile velero is deleted and another revision rolls out.
     // After the reconnect and relist, the ledger has both.
@@ -185,6 +232,27 @@ match = {{ labels = {{ env = "prod" }} }}
         (!live.iter().any(|(_, name)| name == "velero-test")).then_some(())
     })
     .await;
+    // Reconnecting with the last cursor brings exactly what happened meanwhile: the rest
+    // of the first sync, the cut, the deletion and the second sync, with no duplicate.
+    let resume_url = format!("{live_url}?cursor={last_cursor}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(resume_url.as_str()).await.unwrap();
+    assert_eq!(next_message(&mut socket).await["type"], "hello", "{backend}");
+    let mut cursors = vec![cursor_number_of(&last_cursor)];
+    let mut missed = Vec::new();
+    let deleted = |m: &Value| m["type"] == "application" && m["name"] == "velero-test" && m["deleted"] == true;
+    while !(missed.iter().any(|m: &Value| m["type"] == "deployment" && m["revision"] == "v3")
+        && missed.iter().any(deleted))
+    {
+        let message = next_message(&mut socket).await;
+        cursors.push(cursor_number(&message));
+        missed.push(message);
+    }
+    assert!(cursors.windows(2).all(|w| w[1] == w[0] + 1), "{backend}: no gap, no duplicate: {cursors:?}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{live_url}?cursor=1:1").as_str()).await.unwrap();
+    let reset = next_message(&mut socket).await;
+    assert_eq!(reset["type"], "reset", "{backend}: a cursor from another server process: {reset}");
+    drop(socket);
+
     let kept = ledger.recorded_deployments("main", "argo-cd", "velero-test").await.unwrap();
     assert_eq!(kept.len(), 10, "{backend}: a deleted application keeps its history");
     let (_, page) = get("/api/v1/applications?instance=main").await;

@@ -15,7 +15,8 @@ use super::client::{ArgoError, Client};
 use super::wire::{Application, ApplicationTree, WatchEvent};
 use super::{application_fact, failed_operation, history_deployment, images_of, namespace_of};
 use crate::config::EnvironmentConfig;
-use crate::ledger::{ImageRef, Ledger, LedgerError, ResourceFact};
+use crate::ledger::{DeploymentFact, ImageRef, Ledger, LedgerError, ResourceFact};
+use crate::live::{Hub, LiveEvent};
 
 /// The first wait after a failure; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -114,7 +115,12 @@ pub struct Watcher {
     /// The resourceVersion last recorded per application, so a relist's unchanged
     /// applications cost nothing.
     seen: HashMap<(String, String), String>,
+    live: Arc<Hub>,
+    /// What browsers were last told per application: sync, health, operation phase.
+    told: HashMap<(String, String), Told>,
 }
+
+type Told = (Option<String>, Option<String>, Option<String>);
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -128,9 +134,55 @@ impl Watcher {
         environments: Arc<[EnvironmentConfig]>,
         silence: Duration,
         status: WatchStatus,
+        live: Arc<Hub>,
     ) -> Watcher {
         status.update(instance, |_| {});
-        Watcher { instance: instance.to_string(), client, ledger, environments, silence, status, seen: HashMap::new() }
+        Watcher {
+            instance: instance.to_string(),
+            client,
+            ledger,
+            environments,
+            silence,
+            status,
+            seen: HashMap::new(),
+            live,
+            told: HashMap::new(),
+        }
+    }
+
+    async fn record_deployment(&self, fact: &DeploymentFact) -> Result<(), WatchError> {
+        self.ledger.record_deployment(fact).await?;
+        self.live.publish(LiveEvent::Deployment {
+            instance: self.instance.clone(),
+            namespace: fact.namespace.clone(),
+            name: fact.application.clone(),
+            history_id: fact.history_id,
+            revision: fact.revision.clone(),
+            phase: fact.phase.clone(),
+        });
+        Ok(())
+    }
+
+    /// Tells browsers about a change of sync status, health or operation phase.
+    fn tell(&mut self, key: &(String, String), now: Told, deleted: bool) {
+        if !deleted && self.told.get(key) == Some(&now) {
+            return;
+        }
+        let (sync_status, health_status, operation_phase) = now.clone();
+        if deleted {
+            self.told.remove(key);
+        } else {
+            self.told.insert(key.clone(), now);
+        }
+        self.live.publish(LiveEvent::Application {
+            instance: self.instance.clone(),
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+            sync_status,
+            health_status,
+            operation_phase,
+            deleted,
+        });
     }
 
     /// Lists and watches for ever, reconnecting after every break.
@@ -219,6 +271,7 @@ impl Watcher {
         self.seen.remove(&(namespace.to_string(), name.to_string()));
         if self.ledger.mark_application_deleted(&self.instance, namespace, name, now_ms()).await? {
             tracing::info!(instance = %self.instance, namespace, name, "application deleted");
+            self.tell(&(namespace.to_string(), name.to_string()), (None, None, None), true);
         }
         Ok(())
     }
@@ -259,7 +312,7 @@ impl Watcher {
                 Some(stored) => current && !images.is_empty() && !same_images(stored, &images),
             };
             if stale && let Some(fact) = history_deployment(&self.instance, &app, entry, images) {
-                self.ledger.record_deployment(&fact).await?;
+                self.record_deployment(&fact).await?;
                 deployed = true;
             }
         }
@@ -267,7 +320,7 @@ impl Watcher {
             && let Some(fact) = failed_operation(&self.instance, &app, operation)
             && !recorded.contains_key(&fact.history_id)
         {
-            self.ledger.record_deployment(&fact).await?;
+            self.record_deployment(&fact).await?;
         }
         if deployed || first_sight {
             let resources = match self.client.resource_tree(&key.1, &key.0).await {
@@ -291,6 +344,8 @@ impl Watcher {
             };
             self.ledger.replace_resources(&self.instance, &key.0, &key.1, now, &resources).await?;
         }
+        let phase = app.status.operation_state.as_ref().map(|o| o.phase.clone()).filter(|p| !p.is_empty());
+        self.tell(&key, (app.status.sync.status.clone(), app.status.health.status.clone(), phase), false);
         self.seen.insert(key.clone(), app.metadata.resource_version.clone());
         Ok(Some(key))
     }
