@@ -31,7 +31,13 @@ struct LiveQuery {
 
 async fn upgrade(socket: WebSocketUpgrade, State(state): State<AppState>, Query(query): Query<LiveQuery>) -> Response {
     let hub = state.live.clone();
-    socket.on_upgrade(move |socket| follow(socket, hub, query.cursor))
+    // Browsers send nothing but pings and closes, and each event is small: small buffers
+    // keep a thousand idle connections cheap (the defaults are 128 KiB each way).
+    socket
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| follow(socket, hub, query.cursor))
 }
 
 /// Sends one message; false when the browser is gone or too slow to take it.
