@@ -1,6 +1,7 @@
 //! The HTTP surface: each area exposes a `router()`, merged here behind the request
 //! metrics and logging middleware.
 
+mod actions;
 pub mod api;
 pub mod error;
 mod health;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub argocd: crate::argocd::watch::WatchStatus,
     /// Clients of the configured Argo CD instances, for actions and live reads.
     pub instances: crate::argocd::Instances,
+    /// `actions_enabled`: whether actions may change Argo CD.
+    pub actions_enabled: bool,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -50,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reports::router())
         .merge(api::router())
         .merge(questions::router())
+        .merge(actions::router())
         .merge(ui::router(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

@@ -8,6 +8,7 @@
 
 mod ancestry;
 mod applications;
+pub mod audit;
 pub mod cards;
 mod changes;
 mod facts;

@@ -53,6 +53,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         projects: settings.features.projects.clone().into(),
         argocd,
         instances,
+        actions_enabled: settings.actions_enabled,
     };
     let app = http::router(state);
 
