@@ -303,6 +303,7 @@ async fn plan(backend: &str, database: TestDatabase) {
     argo.set_images_for_revision("r1", ["ghcr.io/acme/shop:1"]);
     argo.set_images_for_revision("r2", ["ghcr.io/acme/shop:2"]);
     let server = serve(work.path(), &database, true, &[("main", &argo)]);
+    eventually("the watch", || async { (!ledger.applications().await.unwrap().is_empty()).then_some(()) }).await;
     for (count, revision) in [(1, "r1"), (2, "r2")] {
         let sync = json!({"revision": revision});
         let (status, body) = call(&server, Method::POST, "/api/v1/applications/main/shop-prod/sync", Some(sync)).await;
