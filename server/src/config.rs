@@ -46,6 +46,11 @@ pub struct Settings {
     /// Environments and the rules that map applications to them (`[[environment]]`).
     #[serde(default, rename = "environment", skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<EnvironmentConfig>,
+    /// Allow the actions that change Argo CD (sync, refresh, terminate, rollback, create,
+    /// update, delete, executing rollback plans). Off by default: until then every action
+    /// is refused, recorded in the audit log, and nothing is sent to Argo CD.
+    #[serde(default)]
+    pub actions_enabled: bool,
     /// Where `landfall report` reaches the Landfall server.
     pub server_url: String,
 }
@@ -219,6 +224,7 @@ impl Default for Settings {
             reports: ReportsConfig::default(),
             argocd: Vec::new(),
             environments: Vec::new(),
+            actions_enabled: false,
             server_url: "http://127.0.0.1:3000".to_string(),
         }
     }
@@ -691,6 +697,13 @@ mod tests {
         assert_eq!(settings.database().kind(), DatabaseKind::Sqlite);
         assert!(settings.database().expose().ends_with("data/landfall.db"));
         assert_eq!(settings.log_format, LogFormat::Text);
+        assert!(!settings.actions_enabled, "actions stay off until asked for");
+    }
+
+    #[test]
+    fn actions_are_enabled_by_a_variable() {
+        let settings = load_with(&[("LANDFALL_ACTIONS_ENABLED", "true")], Overrides::default()).unwrap();
+        assert!(settings.actions_enabled);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP surface: each area exposes a `router()`, merged here behind the request
 //! metrics and logging middleware.
 
+mod actions;
 pub mod api;
 mod applications;
 pub mod error;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub instances: crate::argocd::Instances,
     /// Live updates for browsers, fed by the Argo CD watches.
     pub live: Arc<crate::live::Hub>,
+    /// `actions_enabled`: whether actions may change Argo CD.
+    pub actions_enabled: bool,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -56,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(questions::router())
         .merge(applications::router())
         .merge(live::router())
+        .merge(actions::router())
         .merge(ui::router(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)

@@ -9,6 +9,7 @@
 mod ancestry;
 pub mod application_views;
 mod applications;
+pub mod audit;
 pub mod cards;
 mod changes;
 mod facts;

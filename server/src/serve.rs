@@ -55,6 +55,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         argocd,
         instances,
         live,
+        actions_enabled: settings.actions_enabled,
     };
     let app = http::router(state);
 

@@ -133,8 +133,14 @@ async fn the_openapi_document_lists_what_the_server_serves() {
         paths,
         [
             "/api/v1/applications",
+            "/api/v1/applications/{instance}",
             "/api/v1/applications/{instance}/{name}",
+            "/api/v1/applications/{instance}/{name}/refresh",
+            "/api/v1/applications/{instance}/{name}/rollback",
+            "/api/v1/applications/{instance}/{name}/sync",
+            "/api/v1/applications/{instance}/{name}/terminate",
             "/api/v1/ask",
+            "/api/v1/audit",
             "/api/v1/commits/{repo}/{sha}",
             "/api/v1/environments/compare",
             "/api/v1/environments/{env}/changes",
@@ -143,7 +149,8 @@ async fn the_openapi_document_lists_what_the_server_serves() {
             "/api/v1/pull-requests/{repo}/{number}",
             "/api/v1/reports/builds",
             "/api/v1/reports/pipelines",
-            "/api/v1/rollback-plans"
+            "/api/v1/rollback-plans",
+            "/api/v1/rollback-plans/{id}/execute"
         ]
     );
     assert!(document["components"]["securitySchemes"]["bearer"].is_object(), "{document}");

@@ -19,8 +19,18 @@ pub enum ApiError {
     /// A malformed query or path parameter, by name.
     #[error("`{field}` {message}")]
     BadParameter { field: &'static str, message: String },
+    /// Refused by configuration, such as an action while `actions_enabled` is false.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request cannot be done in the current state (an operation is running,
+    /// automated sync is on).
+    #[error("{0}")]
+    Conflict(String),
+    /// Argo CD refused or could not be reached; the status says how to read it.
+    #[error("{message}")]
+    Upstream { status: StatusCode, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error(transparent)]
@@ -60,7 +70,13 @@ impl IntoResponse for ApiError {
             ApiError::BadParameter { field, .. } => {
                 (StatusCode::BAD_REQUEST, json!({ "error": self.to_string(), "field": field }))
             }
+            ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, json!({ "error": message })),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, json!({ "error": message })),
+            ApiError::Conflict(message) => (StatusCode::CONFLICT, json!({ "error": message })),
+            ApiError::Upstream { status, message } => {
+                tracing::warn!(status = status.as_u16(), %message, "Argo CD did not do what was asked");
+                (*status, json!({ "error": message }))
+            }
             ApiError::PayloadTooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": message })),
             ApiError::Invalid(error) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, json!({ "error": error.to_string(), "field": error.field }))

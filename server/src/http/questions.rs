@@ -1,11 +1,12 @@
 //! The environment questions over REST: what entered an environment, what one has that
-//! another lacks, who changed its manifests, and rollback plans (a preview only).
+//! another lacks, who changed its manifests, and rollback plans (stored, so that one can
+//! be executed later as shown: see `actions`).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
@@ -245,14 +246,23 @@ pub(crate) async fn resolve_target(ledger: &Ledger, request: &RollbackRequest) -
     }
 }
 
-/// A preview of rolling an environment back to just before a feature, pull request or
-/// commit shipped (question 4). Nothing is executed.
+/// A rollback plan as stored: its id, for `POST /api/v1/rollback-plans/{id}/execute`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredRollbackPlan {
+    pub id: i64,
+    #[serde(flatten)]
+    pub plan: RollbackPlan,
+}
+
+/// A plan for rolling an environment back to just before a feature, pull request or
+/// commit shipped (question 4). Nothing is executed: the plan is stored, and
+/// `POST /api/v1/rollback-plans/{id}/execute` carries it out.
 #[utoipa::path(
     post,
     path = "/api/v1/rollback-plans",
     request_body = RollbackRequest,
     responses(
-        (status = 200, description = "Per application: the deployment to return to and what leaves", body = RollbackPlan),
+        (status = 200, description = "Per application: the deployment to return to and what leaves; `id` names the stored plan", body = StoredRollbackPlan),
         (status = 400, description = "A malformed request", body = ErrorBody),
         (status = 404, description = "Unknown environment or target, or a target that never reached the environment", body = ErrorBody),
     )
@@ -260,12 +270,16 @@ pub(crate) async fn resolve_target(ledger: &Ledger, request: &RollbackRequest) -
 async fn rollback_plan(
     State(state): State<AppState>,
     body: Result<Json<RollbackRequest>, JsonRejection>,
-) -> Result<Json<RollbackPlan>, ApiError> {
+) -> Result<Json<StoredRollbackPlan>, ApiError> {
     let Json(request) = body?;
     let environment = environment(&state.ledger, &request.environment).await?;
     let target = resolve_target(&state.ledger, &request).await?;
     match state.ledger.rollback_plan(&environment, &target).await {
-        Ok(plan) => Ok(Json(plan)),
+        Ok(plan) => {
+            let json = serde_json::to_string(&plan).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let id = state.ledger.store_rollback_plan(&plan.environment, &plan.target, &json, now_ms()).await?;
+            Ok(Json(StoredRollbackPlan { id, plan }))
+        }
         Err(PlanError::NeverReached) => Err(ApiError::NotFound(format!(
             "{target} never reached {}: there is nothing to roll back",
             environment.name

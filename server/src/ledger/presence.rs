@@ -37,7 +37,7 @@ impl std::fmt::Display for Target {
 }
 
 /// An Argo CD Application, by its identity.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, ToSchema)]
 pub struct ApplicationRef {
     pub instance: String,
     pub namespace: String,
