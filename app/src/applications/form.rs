@@ -1679,7 +1679,7 @@ mod tests {
             let kinds = if depth > 2 { 5 } else { 7 };
             match self.next() % kinds {
                 0 => Value::Null,
-                1 => json!(self.next() % 2 == 0),
+                1 => json!(self.next().is_multiple_of(2)),
                 2 => json!(self.next() as i64 - (1 << 30)),
                 3 => json!(self.next() as f64 / 7.0),
                 4 => json!(format!("s{}\nline two: {}", self.next(), self.next())),
@@ -1698,7 +1698,7 @@ mod tests {
         match value {
             Value::Object(object) => {
                 if parent_key == "options" {
-                    object.insert(format!("x{}", rng.next()), json!(rng.next() % 2 == 0));
+                    object.insert(format!("x{}", rng.next()), json!(rng.next().is_multiple_of(2)));
                     return;
                 }
                 if STRING_MAPS.contains(&parent_key) {
