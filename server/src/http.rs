@@ -5,6 +5,7 @@ mod actions;
 pub mod api;
 mod applications;
 pub mod error;
+mod forms;
 mod health;
 mod live;
 mod metrics;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(questions::router())
         .merge(applications::router())
         .merge(live::router())
+        .merge(forms::router())
         .merge(actions::router())
         .merge(ui::router(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))

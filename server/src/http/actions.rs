@@ -696,6 +696,21 @@ fn application_body(bytes: &Bytes) -> Result<Value, ApiError> {
     Ok(app)
 }
 
+/// The form model's checks (what Argo CD would reject), before anything is sent.
+fn form_checks(app: &Value) -> Result<(), ApiError> {
+    let form = landfall_app::applications::form::ApplicationForm::from_value(app.clone())
+        .map_err(|e| ApiError::Invalid(FieldError { field: "body".into(), message: e.to_string() }))?;
+    let mut errors = form.validate().into_iter();
+    let Some(first) = errors.next() else { return Ok(()) };
+    let more = errors.count();
+    let message = if more == 0 {
+        first.message
+    } else {
+        format!("{} (and {more} more; POST /api/v1/applications/{{instance}}/form/check lists them all)", first.message)
+    };
+    Err(ApiError::Invalid(FieldError { field: first.field, message }))
+}
+
 /// Creates an application (API.md §2.3); the body is the Application object.
 #[utoipa::path(
     post,
@@ -728,6 +743,7 @@ async fn create(
         }
         allowed(&state, "creating applications")?;
         let app = app?;
+        form_checks(&app)?;
         let options = query(options)?;
         let (upsert, validate) = (options.upsert.unwrap_or(false), options.validate.unwrap_or(true));
         attempt.parameters["upsert"] = json!(upsert);
@@ -803,6 +819,7 @@ async fn update(
             }
             Some(_) => {}
         }
+        form_checks(&app)?;
         let body_namespace = app.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from);
         let target = resolve(&state, &instance, &name, options.namespace.or(body_namespace)).await?;
         attempt.namespace = Some(target.namespace.clone());

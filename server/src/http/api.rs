@@ -38,6 +38,9 @@ use crate::ledger::cards::{CommitCard, FeatureCard, PullRequestCard, ShaMatch};
         super::reports::pipelines,
         super::applications::list,
         super::applications::detail,
+        super::forms::read_form,
+        super::forms::check,
+        super::forms::catalogue,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme)
