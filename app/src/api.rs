@@ -118,6 +118,40 @@ pub struct QuestionAnswer {
     pub examples: Vec<String>,
 }
 
+/// One application and its deployment history, for its page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationHistory {
+    pub instance: String,
+    pub namespace: String,
+    pub name: String,
+    pub project: String,
+    pub environment: Option<String>,
+    pub sync_status: Option<String>,
+    pub health_status: Option<String>,
+    pub automated_sync: bool,
+    /// RFC 3339, when it was deleted from Argo CD.
+    pub deleted_at: Option<String>,
+    /// All the ledger holds, counting what is not listed.
+    pub deployments_total: i64,
+    /// Newest first.
+    pub deployments: Vec<HistoryEntry>,
+}
+
+/// One deployment on an application's page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub history_id: i64,
+    pub revision: String,
+    /// RFC 3339.
+    pub deployed_at: String,
+    pub phase: String,
+    pub initiated_by: Option<String>,
+    pub is_rollback: bool,
+    pub images: Vec<String>,
+    pub features_entered: Vec<String>,
+    pub features_left: Vec<String>,
+}
+
 /// The longest search query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
 
@@ -132,6 +166,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn deployments(&self, limit: i64) -> Result<Vec<DeploymentSummary>, AppError>;
     async fn features(&self) -> Result<Vec<FeatureSummary>, AppError>;
     async fn search(&self, query: &str) -> Result<SearchResults, AppError>;
+    async fn application(&self, instance: &str, name: &str) -> Result<Option<ApplicationHistory>, AppError>;
 }
 
 #[cfg(feature = "ssr")]
@@ -168,6 +203,11 @@ pub async fn list_features() -> Result<Vec<FeatureSummary>, AppError> {
 pub async fn search(query: String) -> Result<SearchResults, AppError> {
     let query = validate_query(&query)?;
     backend()?.search(&query).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "application")]
+pub async fn get_application(instance: String, name: String) -> Result<Option<ApplicationHistory>, AppError> {
+    backend()?.application(&instance, &name).await
 }
 
 /// Trims a search query and checks it against what the search accepts.

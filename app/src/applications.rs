@@ -1,3 +1,5 @@
+/// One application's page with its deployment history.
+pub mod detail;
 /// The typed Application model behind the create/edit form, with Argo CD's validation.
 pub mod form;
 
@@ -27,7 +29,7 @@ pub fn application_table(list: Vec<ApplicationSummary>) -> impl IntoView {
             <tbody>
                 {list.into_iter().map(|app| view! {
                     <tr>
-                        <td class="strong">{app.name}<span class="muted">{format!(" · {}", app.namespace)}</span></td>
+                        <td class="strong"><a href=detail::application_href(&app.instance, &app.name)>{app.name.clone()}</a><span class="muted">{format!(" · {}", app.namespace)}</span></td>
                         <td>{app.project}</td>
                         <td>{app.environment.unwrap_or_default()}</td>
                         <td>{app.instance}</td>

@@ -19,7 +19,7 @@ mod timeline;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    ParamSegment, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -67,6 +67,10 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("timeline") view=TimelinePage />
                     <Route path=StaticSegment("environments") view=EnvironmentsPage />
                     <Route path=StaticSegment("applications") view=ApplicationsPage />
+                    <Route
+                        path=(StaticSegment("applications"), ParamSegment("instance"), ParamSegment("name"))
+                        view=applications::detail::ApplicationPage
+                    />
                     <Route path=StaticSegment("search") view=SearchPage />
                 </Routes>
             </AppShell>

@@ -73,3 +73,12 @@ test.describe("an unknown address", () => {
     await expect(page.getByRole("navigation", { name: "Main" })).toBeVisible();
   });
 });
+
+test("an application the ledger does not know gets a page that says so", async ({ page }) => {
+  await page.goto("/applications/main/nothing-here");
+  await hydrated(page);
+  await expect(page.getByRole("heading", { name: "Application not found" })).toBeVisible();
+  await page.getByRole("link", { name: "All applications" }).click();
+  await expect(page).toHaveURL(/\/applications$/);
+  await expect(page.getByRole("heading", { name: "Applications" })).toBeVisible();
+});

@@ -180,6 +180,25 @@ match = {{ labels = {{ env = "prod" }} }}
     assert_eq!(velero["current"]["history_id"], 23, "{backend}");
     let (_, few) = get("/api/v1/applications/main/velero-test?namespace=argo-cd&deployments=3").await;
     assert_eq!(few["deployments"].as_array().unwrap().len(), 3, "{backend}");
+    // The dashboard's page for it, rendered on the server, and its server function.
+    let page = reqwest::get(server.url("/applications/main/velero-test")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("velero-test") && page.contains("nginx:latest"), "{backend}: the history is on the page");
+    assert!(page.contains("aria-label=\"Deployments\""), "{backend}");
+    let list = reqwest::get(server.url("/applications")).await.unwrap().text().await.unwrap();
+    assert!(list.contains("href=\"/applications/main/velero-test\""), "{backend}: the list links to it");
+    let missing_page = reqwest::get(server.url("/applications/main/nothing-here")).await.unwrap().text().await.unwrap();
+    assert!(missing_page.contains("Application not found"), "{backend}");
+    let history: Value = reqwest::Client::new()
+        .post(server.url("/api/fn/application"))
+        .form(&[("instance", "main"), ("name", "velero-test")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["deployments_total"], 10, "{backend}: {history}");
+    assert_eq!(history["deployments"][0]["history_id"], 23, "{backend}");
     let (status, missing) = get("/api/v1/applications/main/nothing-here").await;
     assert_eq!(status, 404, "{backend}: {missing}");
     let (status, _) = get("/api/v1/applications/main/velero-test?namespace=elsewhere").await;

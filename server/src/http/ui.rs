@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use landfall_app::api::{
-    AppError, ApplicationSummary, Backend, DeploymentSummary, EnvironmentSummary, FeatureSummary, Overview,
-    QuestionAnswer, SearchResults,
+    AppError, ApplicationHistory, ApplicationSummary, Backend, DeploymentSummary, EnvironmentSummary, FeatureSummary,
+    HistoryEntry, Overview, QuestionAnswer, SearchResults,
 };
 use landfall_app::{App, shell};
 use leptos::prelude::provide_context;
@@ -63,6 +63,43 @@ impl Backend for LedgerBackend {
 
     async fn features(&self) -> Result<Vec<FeatureSummary>, AppError> {
         self.0.features().await.map_err(unavailable)
+    }
+
+    async fn application(&self, instance: &str, name: &str) -> Result<Option<ApplicationHistory>, AppError> {
+        use crate::ledger::application_views::Lookup;
+        let detail = match self.0.application_detail(instance, None, name, 200).await.map_err(unavailable)? {
+            Lookup::Found(detail) => detail,
+            Lookup::Missing | Lookup::Ambiguous(_) => return Ok(None),
+        };
+        let keys = |features: &[crate::ledger::cards::FeatureRef]| features.iter().map(|f| f.key.clone()).collect();
+        let app = detail.application;
+        Ok(Some(ApplicationHistory {
+            instance: app.instance,
+            namespace: app.namespace,
+            name: app.name,
+            project: app.project,
+            environment: app.environment,
+            sync_status: app.sync_status,
+            health_status: app.health_status,
+            automated_sync: app.automated_sync,
+            deleted_at: app.deleted_at,
+            deployments_total: detail.deployments_total,
+            deployments: detail
+                .deployments
+                .into_iter()
+                .map(|d| HistoryEntry {
+                    history_id: d.history_id,
+                    revision: d.revision,
+                    deployed_at: d.finished_at.unwrap_or(d.started_at),
+                    phase: d.phase,
+                    initiated_by: d.initiated_by,
+                    is_rollback: d.is_rollback,
+                    images: d.images,
+                    features_entered: d.changes.as_ref().map(|c| keys(&c.features_entered)).unwrap_or_default(),
+                    features_left: d.changes.as_ref().map(|c| keys(&c.features_left)).unwrap_or_default(),
+                })
+                .collect(),
+        }))
     }
 
     /// Finds what the text names, and reads a query of several words as a question too
