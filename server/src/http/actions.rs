@@ -164,7 +164,7 @@ struct Target {
     namespace: String,
 }
 
-fn client(state: &AppState, instance: &str) -> Result<Arc<Client>, ApiError> {
+pub(super) fn client(state: &AppState, instance: &str) -> Result<Arc<Client>, ApiError> {
     state.instances.get(instance).ok_or_else(|| {
         let names = state.instances.names();
         let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };

@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::api::ErrorBody;
+use super::actions::client;
 use super::error::ApiError;
 use crate::argocd::client::{ArgoError, Catalogue as CatalogueKind, Client};
 
@@ -93,14 +94,6 @@ pub struct RepositoryChoice {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub name: Option<String>,
-}
-
-fn client(state: &AppState, instance: &str) -> Result<std::sync::Arc<Client>, ApiError> {
-    state.instances.get(instance).ok_or_else(|| {
-        let names = state.instances.names();
-        let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
-        ApiError::NotFound(format!("Argo CD instance `{instance}` is not configured; configured instances: {known}"))
-    })
 }
 
 fn upstream(error: ArgoError) -> ApiError {
