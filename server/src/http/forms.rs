@@ -15,8 +15,8 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::api::ErrorBody;
 use super::actions::client;
+use super::api::ErrorBody;
 use super::error::ApiError;
 use crate::argocd::client::{ArgoError, Catalogue as CatalogueKind, Client};
 
