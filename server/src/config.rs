@@ -43,6 +43,9 @@ pub struct Settings {
     /// Argo CD instances to watch (`[[argocd]]` tables).
     #[serde(default, rename = "argocd", skip_serializing_if = "Vec::is_empty")]
     pub argocd: Vec<ArgoCdConfig>,
+    /// Kubernetes clusters to read directly (`[[cluster]]`); none by default.
+    #[serde(default, rename = "cluster", skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterConfig>,
     /// Environments and the rules that map applications to them (`[[environment]]`).
     #[serde(default, rename = "environment", skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<EnvironmentConfig>,
@@ -147,6 +150,32 @@ fn default_silence_seconds() -> u64 {
     45
 }
 
+/// One `[[cluster]]`: a Kubernetes cluster Argo CD deploys to, read directly for the
+/// health and images its resource tree lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Unique; the Argo CD destination cluster name (`spec.destination.name`) or server
+    /// URL (`spec.destination.server`) of the applications this cluster serves.
+    pub name: String,
+    /// A kubeconfig file; `$KUBECONFIG` or `~/.kube/config` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use; its current context when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Use the Pod's service account instead of a kubeconfig.
+    #[serde(default)]
+    pub in_cluster: bool,
+    /// Seconds between readings.
+    #[serde(default = "default_cluster_interval_seconds")]
+    pub interval_seconds: u64,
+}
+
+fn default_cluster_interval_seconds() -> u64 {
+    60
+}
+
 /// One `[[environment]]`: dev, qa, staging, production…
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,6 +252,7 @@ impl Default for Settings {
             features: FeaturesConfig::default(),
             reports: ReportsConfig::default(),
             argocd: Vec::new(),
+            clusters: Vec::new(),
             environments: Vec::new(),
             actions_enabled: false,
             server_url: "http://127.0.0.1:3000".to_string(),
@@ -333,6 +363,42 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_clusters(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for (index, cluster) in self.clusters.iter().enumerate() {
+            let at = format!("cluster[{index}]");
+            let name = &cluster.name;
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(format!(
+                    "setting `{at}.name` is `{name}`; accepted: the Argo CD destination cluster name or server URL \
+                     of the applications it serves, without spaces"
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(format!("setting `{at}.name`: `{name}` is used by another cluster; names must be unique"));
+            }
+            if cluster.in_cluster && (cluster.kubeconfig.is_some() || cluster.context.is_some()) {
+                return Err(format!(
+                    "setting `{at}`: `in_cluster = true` uses the Pod's service account; give it alone, or \
+                     `kubeconfig` and `context` without it"
+                ));
+            }
+            if cluster.kubeconfig.as_ref().is_some_and(|path| path.as_os_str().is_empty()) {
+                return Err(format!("setting `{at}.kubeconfig` is empty; accepted: the path of a kubeconfig file"));
+            }
+            if cluster.context.as_ref().is_some_and(String::is_empty) {
+                return Err(format!("setting `{at}.context` is empty; accepted: a context named in the kubeconfig"));
+            }
+            if cluster.interval_seconds < 10 {
+                return Err(format!(
+                    "setting `{at}.interval_seconds` is {}; at least 10 seconds is accepted",
+                    cluster.interval_seconds
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_environments(&self) -> Result<(), String> {
         let mut names = std::collections::BTreeSet::new();
         for (index, environment) in self.environments.iter().enumerate() {
@@ -408,6 +474,7 @@ impl Settings {
             }
         }
         self.validate_argocd()?;
+        self.validate_clusters()?;
         self.validate_environments()?;
         for project in &self.features.projects {
             let mut chars = project.chars();
@@ -787,6 +854,38 @@ mod tests {
             let error = write_and_load(text).unwrap_err().to_string();
             assert!(error.contains(expected), "{text}: {error}");
             assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn clusters_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("landfall.toml");
+        let write_and_load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            load(Some(&file), std::iter::empty(), &Overrides::default())
+        };
+        let settings = write_and_load(
+            "[[cluster]]\nname = \"gke-eu\"\nkubeconfig = \"/etc/landfall/kubeconfig\"\ncontext = \"eu\"\n\
+             [[cluster]]\nname = \"https://kubernetes.default.svc\"\nin_cluster = true\ninterval_seconds = 30\n",
+        )
+        .unwrap();
+        assert_eq!(settings.clusters.len(), 2);
+        assert_eq!(settings.clusters[0].interval_seconds, 60, "default");
+        assert_eq!(settings.clusters[0].context.as_deref(), Some("eu"));
+        assert!(settings.clusters[1].in_cluster);
+        assert!(write_and_load("").unwrap().clusters.is_empty(), "off when absent");
+        let cases = [
+            ("[[cluster]]\nname = \"a\"\n[[cluster]]\nname = \"a\"\n", "cluster[1].name"),
+            ("[[cluster]]\nname = \"\"\n", "cluster[0].name"),
+            ("[[cluster]]\nname = \"a\"\nin_cluster = true\ncontext = \"x\"\n", "give it alone"),
+            ("[[cluster]]\nname = \"a\"\ninterval_seconds = 5\n", "at least 10"),
+            ("[[cluster]]\nname = \"a\"\ncontext = \"\"\n", "cluster[0].context"),
+            ("[[cluster]]\nname = \"a\"\ntoken = \"x\"\n", "unknown setting"),
+        ];
+        for (text, expected) in cases {
+            let error = write_and_load(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
         }
     }
 

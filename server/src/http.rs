@@ -39,6 +39,8 @@ pub struct AppState {
     pub argocd: crate::argocd::watch::WatchStatus,
     /// Clients of the configured Argo CD instances, for actions and live reads.
     pub instances: crate::argocd::Instances,
+    /// How each configured Kubernetes cluster's reading stands.
+    pub clusters: crate::cluster::ClusterStatuses,
     /// Live updates for browsers, fed by the Argo CD watches.
     pub live: Arc<crate::live::Hub>,
     /// `actions_enabled`: whether actions may change Argo CD.

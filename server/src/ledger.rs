@@ -28,6 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::config::{DatabaseKind, DatabaseUrl};
 
+pub use applications::ClusterApplication;
 pub use facts::{
     ApplicationFact, BuildFact, CommitFact, DeploymentFact, EnvironmentFact, FeatureFact, ImageRef, PersonTime,
     PipelineRunFact, PipelineStepFact, PullRequestFact, RepositoryFact, ResourceFact, STEP_KINDS,

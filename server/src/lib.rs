@@ -6,6 +6,7 @@ pub mod answer;
 pub mod argocd;
 pub mod ask;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod correlate;
 pub mod git;

@@ -41,6 +41,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let argocd = crate::argocd::watch::WatchStatus::default();
     let live = Arc::new(crate::live::Hub::default());
     let (instances, watches) = crate::argocd::start(&ledger, &settings, &argocd, &live).await?;
+    let clusters = crate::cluster::ClusterStatuses::default();
+    let readers = crate::cluster::start(&ledger, &settings.clusters, &clusters);
     let report_token: Option<Arc<str>> =
         std::env::var(&settings.reports.token_env).ok().filter(|token| !token.is_empty()).map(Arc::from);
     if report_token.is_none() {
@@ -54,6 +56,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         projects: settings.features.projects.clone().into(),
         argocd,
         instances,
+        clusters,
         live,
         actions_enabled: settings.actions_enabled,
     };
@@ -64,7 +67,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the web server failed")?;
     tracing::info!("shutting down");
     background.abort();
-    watches.iter().for_each(|watch| watch.abort());
+    watches.iter().chain(&readers).for_each(|task| task.abort());
     ledger.close().await;
     Ok(())
 }

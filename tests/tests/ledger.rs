@@ -1,9 +1,10 @@
 //! The storage story: the same sequence of writes and reads on every back end
 //! (SQLite always, PostgreSQL when `LANDFALL_TEST_DATABASE_URL` is set).
 
+use landfall_server::ledger::application_views::Lookup;
 use landfall_server::ledger::{
     ApplicationFact, CommitFact, DeploymentFact, EnvironmentFact, FeatureFact, ImageRef, Ledger, PersonTime,
-    PipelineRunFact, PipelineStepFact, PullRequestFact, RepositoryFact,
+    PipelineRunFact, PipelineStepFact, PullRequestFact, RepositoryFact, ResourceFact,
 };
 use landfall_tests::all_databases;
 
@@ -229,6 +230,65 @@ async fn the_storage_story_holds_on_every_backend() {
     for (backend, database) in all_databases().await {
         let ledger = Ledger::open(&database.url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
         story(backend, &ledger).await;
+        ledger.close().await;
+    }
+}
+
+/// What a direct reading of a cluster may write: health and images of recorded objects,
+/// where Argo CD's tree left them empty, refreshed until a new tree replaces them.
+#[tokio::test]
+async fn live_cluster_facts_only_fill_recorded_resources_on_every_backend() {
+    for (backend, database) in all_databases().await {
+        let ledger = Ledger::open(&database.url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        let fact = ApplicationFact {
+            dest_name: Some("gke-eu".into()),
+            environment: None,
+            ..application("shop-prod", "production", "Synced", 1)
+        };
+        ledger.upsert_application(&fact).await.unwrap();
+        let resource = |kind: &str, name: &str, health: Option<&str>, images: &[&str]| ResourceFact {
+            group: if kind == "Service" { String::new() } else { "apps".into() },
+            kind: kind.into(),
+            namespace: "shop".into(),
+            name: name.into(),
+            health: health.map(Into::into),
+            images: images.iter().map(|i| image(i)).collect(),
+        };
+        let tree = [resource("Deployment", "api", Some("Healthy"), &[]), resource("Service", "api", None, &[])];
+        ledger.replace_resources("main", "argocd", "shop-prod", 1, &tree).await.unwrap();
+
+        let on_cluster = ledger.applications_on_cluster("gke-eu", &["Deployment"]).await.unwrap();
+        assert_eq!(on_cluster.len(), 1, "{backend}");
+        assert_eq!(
+            (on_cluster[0].name.as_str(), on_cluster[0].namespaces.as_slice()),
+            ("shop-prod", &["shop".to_string()][..])
+        );
+        assert!(ledger.applications_on_cluster("gke-us", &["Deployment"]).await.unwrap().is_empty(), "{backend}");
+        assert!(ledger.applications_on_cluster("gke-eu", &["CronJob"]).await.unwrap().is_empty(), "{backend}");
+
+        let live = [
+            resource("Deployment", "api", Some("Progressing"), &["ghcr.io/acme/shop:2"]),
+            resource("Service", "api", Some("Healthy"), &[]),
+            resource("Deployment", "not-recorded", Some("Healthy"), &["ghcr.io/acme/other:1"]),
+        ];
+        assert_eq!(ledger.enrich_resources("main", "argocd", "shop-prod", 2, &live).await.unwrap(), 2, "{backend}");
+        assert_eq!(ledger.enrich_resources("main", "argocd", "shop-prod", 3, &live).await.unwrap(), 0, "{backend}");
+        let newer = [resource("Service", "api", Some("Degraded"), &[])];
+        assert_eq!(ledger.enrich_resources("main", "argocd", "shop-prod", 4, &newer).await.unwrap(), 1, "{backend}");
+        let Lookup::Found(detail) = ledger.application_detail("main", Some("argocd"), "shop-prod", 10).await.unwrap()
+        else {
+            panic!("{backend}: shop-prod not found")
+        };
+        let shown: Vec<(&str, Option<&str>, Vec<String>)> =
+            detail.resources.iter().map(|r| (r.kind.as_str(), r.health.as_deref(), r.images.clone())).collect();
+        assert_eq!(
+            shown,
+            [
+                ("Deployment", Some("Healthy"), vec!["ghcr.io/acme/shop:2".to_string()]),
+                ("Service", Some("Degraded"), vec![]),
+            ],
+            "{backend}: Argo CD's health kept, the rest filled, nothing added"
+        );
         ledger.close().await;
     }
 }

@@ -233,3 +233,32 @@ fn ask_on_a_new_data_directory_says_what_can_be_asked() {
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("--tz") && error.contains("Europe/Paris"), "{error}");
 }
+
+#[tokio::test]
+async fn a_cluster_that_cannot_be_configured_is_shown_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("landfall.toml");
+    let missing = dir.path().join("no-such-kubeconfig");
+    std::fs::write(
+        &config,
+        format!("[[cluster]]\nname = \"gke-eu\"\nkubeconfig = {:?}\n", missing.display().to_string()),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let ready = get(&server, "/readyz").await;
+        assert_eq!(ready.status(), 200, "a cluster never makes Landfall unready");
+        let body: Value = ready.json().await.unwrap();
+        if !body["checks"]["clusters"][0]["error"].is_null() {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "no cluster error in {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let cluster = &body["checks"]["clusters"][0];
+    assert_eq!(cluster["name"], "gke-eu");
+    assert_eq!(cluster["reachable"], false);
+    assert!(cluster["error"].as_str().unwrap().contains("cannot load the kubeconfig"), "{body}");
+    assert_eq!(get(&server, "/healthz").await.status(), 200, "the server keeps serving");
+}

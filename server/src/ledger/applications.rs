@@ -1,6 +1,7 @@
 //! What the Argo CD watch asks of the ledger beyond recording facts: which applications
 //! of an instance it knows, which history entries it already holds, and marking an
-//! application gone.
+//! application gone. Also what the cluster reader asks: which applications a cluster
+//! serves, and where their recorded objects live.
 
 use std::collections::BTreeMap;
 
@@ -60,4 +61,49 @@ impl Ledger {
         }
         Ok(recorded)
     }
+
+    /// The applications deployed to a cluster (their destination's name or server URL is
+    /// `cluster`), not marked deleted, each with the namespaces of its recorded resources
+    /// of the given kinds: the only places a reading of the cluster can add to them.
+    /// Applications with no such resources are left out.
+    pub async fn applications_on_cluster(
+        &self,
+        cluster: &str,
+        kinds: &[&str],
+    ) -> Result<Vec<ClusterApplication>, LedgerError> {
+        let sql = "SELECT DISTINCT a.instance, a.namespace, a.name, r.kind, r.namespace FROM applications a
+                   JOIN resources r ON r.application_id = a.id
+                   WHERE a.deleted_at IS NULL AND (a.dest_name = $1 OR a.dest_server = $1) AND r.namespace <> ''
+                   ORDER BY a.instance, a.namespace, a.name, r.namespace";
+        let rows: Vec<(String, String, String, String, String)> =
+            on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(cluster).fetch_all(p).await?);
+        let mut applications: Vec<ClusterApplication> = Vec::new();
+        for (instance, namespace, name, kind, object_namespace) in rows {
+            if !kinds.contains(&kind.as_str()) {
+                continue;
+            }
+            let same = applications
+                .last()
+                .is_some_and(|last| (&last.instance, &last.namespace, &last.name) == (&instance, &namespace, &name));
+            if !same {
+                applications.push(ClusterApplication { instance, namespace, name, namespaces: Vec::new() });
+            }
+            let namespaces = &mut applications.last_mut().expect("pushed above").namespaces;
+            if !namespaces.contains(&object_namespace) {
+                namespaces.push(object_namespace);
+            }
+        }
+        Ok(applications)
+    }
+}
+
+/// An application a configured cluster serves, as [`Ledger::applications_on_cluster`]
+/// finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterApplication {
+    pub instance: String,
+    pub namespace: String,
+    pub name: String,
+    /// Where its recorded objects live, sorted.
+    pub namespaces: Vec<String>,
 }

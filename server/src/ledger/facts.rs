@@ -514,6 +514,99 @@ impl Ledger {
         })
     }
 
+    /// Adds what a direct reading of the application's cluster saw to the resources Argo
+    /// CD's tree recorded. The tree stays authoritative for *which* objects an application
+    /// manages, so a live object without a recorded counterpart (same group, kind,
+    /// namespace and name) is ignored. Argo CD's own health and images are kept (its health
+    /// checks know more than replica counts, and its images are the running pods'); the
+    /// cluster fills only what the tree left empty, and refreshes what it filled itself
+    /// until [`Ledger::replace_resources`] writes a new tree. Returns the resources changed.
+    pub async fn enrich_resources(
+        &self,
+        instance: &str,
+        namespace: &str,
+        application: &str,
+        observed_at: i64,
+        live: &[ResourceFact],
+    ) -> Result<usize, LedgerError> {
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin_write().await?;
+            let application_id: i64 =
+                sqlx::query_scalar("SELECT id FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3")
+                    .bind(instance)
+                    .bind(namespace)
+                    .bind(application)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found("application", format!("{instance}/{namespace}/{application}")))?;
+            let mut changed = 0;
+            for object in live {
+                let recorded: Option<(i64, Option<String>, bool, bool)> = sqlx::query_as(
+                    "SELECT id, health_status, health_from_cluster, images_from_cluster FROM resources
+                     WHERE application_id = $1 AND api_group = $2 AND kind = $3 AND namespace = $4 AND name = $5",
+                )
+                .bind(application_id)
+                .bind(&object.group)
+                .bind(&object.kind)
+                .bind(&object.namespace)
+                .bind(&object.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((id, health, health_from_cluster, images_from_cluster)) = recorded else { continue };
+                let mut touched = false;
+                if object.health.is_some() && (health.is_none() || health_from_cluster) && health != object.health {
+                    sqlx::query(
+                        "UPDATE resources SET health_status = $2, health_from_cluster = TRUE, updated_at = $3 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(&object.health)
+                    .bind(observed_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    touched = true;
+                }
+                let images: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT i.repository, i.tag FROM resource_images ri JOIN images i ON i.id = ri.image_id
+                     WHERE ri.resource_id = $1",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut seen: Vec<(String, String)> =
+                    object.images.iter().map(|i| (i.repository.clone(), i.tag.clone())).collect();
+                seen.sort();
+                seen.dedup();
+                let mut images = images;
+                images.sort();
+                if !seen.is_empty() && (images.is_empty() || images_from_cluster) && images != seen {
+                    sqlx::query("DELETE FROM resource_images WHERE resource_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for image in &object.images {
+                        let image_id = image_id!(tx, image);
+                        sqlx::query(
+                            "INSERT INTO resource_images (resource_id, image_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(id)
+                        .bind(image_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query("UPDATE resources SET images_from_cluster = TRUE, updated_at = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(observed_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    touched = true;
+                }
+                changed += usize::from(touched);
+            }
+            tx.commit().await?;
+            Ok(changed)
+        })
+    }
+
     pub async fn upsert_repository(&self, fact: &RepositoryFact) -> Result<i64, LedgerError> {
         required("name", &fact.name)?;
         required("url", &fact.url)?;
