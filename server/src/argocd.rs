@@ -69,7 +69,10 @@ pub async fn start(
             client,
             ledger.clone(),
             environments.clone(),
-            std::time::Duration::from_secs(instance.silence_seconds),
+            watch::Timing {
+                silence: std::time::Duration::from_secs(instance.silence_seconds),
+                max_backoff: std::time::Duration::from_secs(instance.max_backoff_seconds),
+            },
             status.clone(),
             live.clone(),
         );

@@ -144,10 +144,17 @@ pub struct ArgoCdConfig {
     /// Seconds without an event or keepalive after which the watch reconnects.
     #[serde(default = "default_silence_seconds")]
     pub silence_seconds: u64,
+    /// The longest wait between reconnection attempts after a break.
+    #[serde(default = "default_max_backoff_seconds")]
+    pub max_backoff_seconds: u64,
 }
 
 fn default_silence_seconds() -> u64 {
     45
+}
+
+fn default_max_backoff_seconds() -> u64 {
+    30
 }
 
 /// One `[[cluster]]`: a Kubernetes cluster Argo CD deploys to, read directly for the
@@ -357,6 +364,12 @@ impl Settings {
                 return Err(format!(
                     "setting `{at}.silence_seconds` is {}; at least 5 seconds is accepted (Argo CD sends a keepalive every 15)",
                     instance.silence_seconds
+                ));
+            }
+            if !(1..=3600).contains(&instance.max_backoff_seconds) {
+                return Err(format!(
+                    "setting `{at}.max_backoff_seconds` is {}; accepted: 1 to 3600 seconds",
+                    instance.max_backoff_seconds
                 ));
             }
         }
@@ -833,6 +846,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.argocd.len(), 2);
         assert_eq!(settings.argocd[0].silence_seconds, 45, "default");
+        assert_eq!(settings.argocd[0].max_backoff_seconds, 30, "default");
         assert_eq!(settings.environments[0].rules.labels["env"], "prod");
         assert_eq!(settings.environments[0].rules.cluster.as_deref(), Some("gke-*"));
         let cases = [
@@ -844,6 +858,10 @@ mod tests {
                 "argocd[1].name",
             ),
             ("[[argocd]]\nname = \"a\"\nurl = \"https://x\"\ntoken = \"secret\"\n", "unknown setting"),
+            (
+                "[[argocd]]\nname = \"a\"\nurl = \"https://x\"\ntoken_env = \"T\"\nmax_backoff_seconds = 0\n",
+                "argocd[0].max_backoff_seconds` is 0; accepted: 1 to 3600",
+            ),
             (
                 "[[environment]]\nname = \"production\"\naliases = [\"prod\"]\n[[environment]]\nname = \"Prod\"\n",
                 "names and aliases must be unique",

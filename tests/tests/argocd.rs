@@ -139,10 +139,15 @@ match = {{ labels = {{ env = "prod" }} }}
     assert!(placed.contains(&("main", "shop-api-prod", Some("production"))), "{backend}: {placed:?}");
     assert!(placed.contains(&("second", "shop-api-staging", Some("staging"))), "{backend}: {placed:?}");
     assert!(placed.contains(&("main", "velero-test", None)), "{backend}: {placed:?}");
-    let ready: Value = reqwest::get(server.url("/readyz")).await.unwrap().json().await.unwrap();
-    let instances = ready["checks"]["argocd"].as_array().unwrap();
-    assert_eq!(instances.len(), 2, "{backend}: {ready}");
-    assert!(instances.iter().all(|i| i["connected"] == true && i["error"].is_null()), "{backend}: {ready}");
+    // The status turns connected just after the list is recorded.
+    let ready: Value = eventually("both instances connected", || async {
+        let ready: Value = reqwest::get(server.url("/readyz")).await.unwrap().json().await.unwrap();
+        let instances = ready["checks"]["argocd"].as_array().unwrap();
+        (instances.len() == 2 && instances.iter().all(|i| i["connected"] == true && i["error"].is_null()))
+            .then_some(ready.clone())
+    })
+    .await;
+    assert_eq!(ready["checks"]["argocd"][0]["applications"], 2, "{backend}: {ready}");
 
     // The REST API lists and shows them.
     let get = |path: &str| {

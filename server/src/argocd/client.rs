@@ -326,7 +326,11 @@ async fn error_of(response: reqwest::Response) -> ArgoError {
         let message = if unary.message.is_empty() { unary.error } else { unary.message };
         return ArgoError::Api { status, code: Some(unary.code), message };
     }
-    if let Ok(StreamChunk { error: Some(error), .. }) = serde_json::from_str(&text) {
+    // A stream that fails before its first event answers with the error's status and one
+    // error chunk, framed as server-sent events when that is what was asked for.
+    let chunk: String = text.lines().filter_map(|line| line.strip_prefix("data:")).collect();
+    let chunk = if chunk.is_empty() { text.as_str() } else { chunk.as_str() };
+    if let Ok(StreamChunk { error: Some(error), .. }) = serde_json::from_str(chunk) {
         return ArgoError::Api { status, code: Some(error.grpc_code), message: error.message };
     }
     let message: String = text.trim().chars().filter(|c| !c.is_control()).take(300).collect();

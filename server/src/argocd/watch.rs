@@ -18,10 +18,10 @@ use crate::config::EnvironmentConfig;
 use crate::ledger::{DeploymentFact, ImageRef, Ledger, LedgerError, ResourceFact};
 use crate::live::{Hub, LiveEvent};
 
-/// The first wait after a failure; it doubles up to [`MAX_BACKOFF`].
+/// The first wait after a failure; it doubles up to [`Timing::max_backoff`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// The least wait after Argo CD refused the credentials: retrying sooner cannot help.
+/// The least wait after Argo CD refused the credentials (capped by `max_backoff`):
+/// retrying sooner cannot help.
 const DENIED_BACKOFF: Duration = Duration::from_secs(10);
 /// A connection that lasted this long was healthy: the next failure starts the backoff afresh.
 const HEALTHY: Duration = Duration::from_secs(60);
@@ -75,17 +75,27 @@ impl WatchStatus {
     }
 }
 
+/// How patient one instance's watch is.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// No event and no keepalive for this long counts as a break.
+    pub silence: Duration,
+    /// The ceiling of the reconnection backoff.
+    pub max_backoff: Duration,
+}
+
 /// Exponential backoff with jitter: each wait is between half and all of the current step.
 struct Backoff {
     step: Duration,
+    max: Duration,
     seed: u64,
 }
 
 impl Backoff {
-    fn new() -> Backoff {
+    fn new(max: Duration) -> Backoff {
         let seed =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-        Backoff { step: FIRST_BACKOFF, seed: seed | 1 }
+        Backoff { step: FIRST_BACKOFF.min(max), max, seed: seed | 1 }
     }
 
     fn next(&mut self) -> Duration {
@@ -95,12 +105,12 @@ impl Backoff {
         self.seed ^= self.seed << 17;
         let fraction = 0.5 + (self.seed % 1000) as f64 / 2000.0;
         let wait = self.step.mul_f64(fraction);
-        self.step = (self.step * 2).min(MAX_BACKOFF);
+        self.step = (self.step * 2).min(self.max);
         wait
     }
 
     fn reset(&mut self) {
-        self.step = FIRST_BACKOFF;
+        self.step = FIRST_BACKOFF.min(self.max);
     }
 }
 
@@ -110,7 +120,7 @@ pub struct Watcher {
     client: Arc<Client>,
     ledger: Ledger,
     environments: Arc<[EnvironmentConfig]>,
-    silence: Duration,
+    timing: Timing,
     status: WatchStatus,
     /// The resourceVersion last recorded per application, so a relist's unchanged
     /// applications cost nothing.
@@ -132,7 +142,7 @@ impl Watcher {
         client: Arc<Client>,
         ledger: Ledger,
         environments: Arc<[EnvironmentConfig]>,
-        silence: Duration,
+        timing: Timing,
         status: WatchStatus,
         live: Arc<Hub>,
     ) -> Watcher {
@@ -142,7 +152,7 @@ impl Watcher {
             client,
             ledger,
             environments,
-            silence,
+            timing,
             status,
             seen: HashMap::new(),
             live,
@@ -187,7 +197,7 @@ impl Watcher {
 
     /// Lists and watches for ever, reconnecting after every break.
     pub async fn run(mut self) {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(self.timing.max_backoff);
         loop {
             let started = Instant::now();
             let outcome = self.session().await;
@@ -199,7 +209,7 @@ impl Watcher {
                 Ok(()) | Err(WatchError::Ended) => "the application stream ended".to_string(),
                 Err(error) => {
                     if matches!(&error, WatchError::Argo(e) if e.is_denied()) {
-                        wait = wait.max(DENIED_BACKOFF);
+                        wait = wait.max(DENIED_BACKOFF.min(self.timing.max_backoff));
                     }
                     error.to_string()
                 }
@@ -214,8 +224,23 @@ impl Watcher {
         }
     }
 
-    /// One list and one watch, until the stream breaks.
+    /// One watch and one list, until the stream breaks. The stream is opened first, from
+    /// resourceVersion 0 (no initial burst, nothing filtered; API.md §3.2), and read into a
+    /// queue while the list is reconciled, so a change made between the list and the
+    /// subscription cannot be missed and a slow reconcile cannot make Argo CD drop events.
     pub async fn session(&mut self) -> Result<(), WatchError> {
+        let mut stream = self.client.watch(Some("0")).await?;
+        let (queue, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let silence = self.timing.silence;
+        let reader = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                let next = stream.next(silence).await;
+                let last = !matches!(next, Ok(Some(_)));
+                if queue.send(next).is_err() || last {
+                    break;
+                }
+            }
+        }));
         let list = self.client.list_applications().await?;
         self.reconcile(&list.items).await?;
         let count = list.items.len();
@@ -225,16 +250,17 @@ impl Watcher {
             s.applications = count;
         });
         tracing::info!(instance = %self.instance, applications = count, "Argo CD listed; watching");
-        let mut stream = self.client.watch(list.metadata.resource_version.as_deref()).await?;
-        loop {
-            match stream.next(self.silence).await? {
-                None => return Err(WatchError::Ended),
+        while let Some(next) = events.recv().await {
+            match next? {
+                None => break,
                 Some(event) => {
                     self.apply(&event).await?;
                     self.status.update(&self.instance, |s| s.events += 1);
                 }
             }
         }
+        drop(reader);
+        Err(WatchError::Ended)
     }
 
     /// Records every listed application and marks the ones no longer listed deleted.
@@ -291,7 +317,7 @@ impl Watcher {
         }
         let key = (namespace_of(&app).to_string(), app.metadata.name.clone());
         let first_sight = !self.seen.contains_key(&key);
-        if self.seen.get(&key).is_some_and(|rv| !rv.is_empty() && *rv == app.metadata.resource_version) {
+        if self.seen.get(&key).is_some_and(|seen| not_newer(&app.metadata.resource_version, seen)) {
             return Ok(Some(key));
         }
         let now = now_ms();
@@ -348,6 +374,28 @@ impl Watcher {
         self.tell(&key, (app.status.sync.status.clone(), app.status.health.status.clone(), phase), false);
         self.seen.insert(key.clone(), app.metadata.resource_version.clone());
         Ok(Some(key))
+    }
+}
+
+/// Whether an application at resourceVersion `rv` is what was already recorded at `seen`,
+/// or older: an event queued while the list was read can be older than the list.
+/// Argo CD compares resourceVersions as numbers (API.md §3.2); others only by equality.
+fn not_newer(rv: &str, seen: &str) -> bool {
+    if rv.is_empty() || seen.is_empty() {
+        return false;
+    }
+    match (rv.parse::<u64>(), seen.parse::<u64>()) {
+        (Ok(rv), Ok(seen)) => rv <= seen,
+        _ => rv == seen,
+    }
+}
+
+/// Stops the stream reader when the session ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -419,14 +467,31 @@ mod tests {
 
     #[test]
     fn backoff_grows_with_jitter_up_to_its_ceiling_and_resets() {
-        let mut backoff = Backoff::new();
+        let max = Duration::from_secs(30);
+        let mut backoff = Backoff::new(max);
         let first = backoff.next();
         assert!(first >= FIRST_BACKOFF / 2 && first <= FIRST_BACKOFF, "{first:?}");
         let waits: Vec<Duration> = (0..12).map(|_| backoff.next()).collect();
-        assert!(waits.iter().all(|w| *w <= MAX_BACKOFF), "{waits:?}");
-        assert!(waits[11] >= MAX_BACKOFF / 2, "{waits:?}");
+        assert!(waits.iter().all(|w| *w <= max), "{waits:?}");
+        assert!(waits[11] >= max / 2, "{waits:?}");
         backoff.reset();
         assert!(backoff.next() <= FIRST_BACKOFF);
+    }
+
+    #[test]
+    fn queued_events_older_than_the_list_are_skipped() {
+        assert!(not_newer("41", "42") && not_newer("42", "42"));
+        assert!(!not_newer("43", "42"));
+        assert!(!not_newer("", "42") && !not_newer("42", ""));
+        assert!(not_newer("abc", "abc") && !not_newer("abd", "abc"));
+    }
+
+    #[test]
+    fn a_low_ceiling_caps_even_the_first_wait() {
+        let max = Duration::from_millis(300);
+        let mut backoff = Backoff::new(max);
+        let waits: Vec<Duration> = (0..5).map(|_| backoff.next()).collect();
+        assert!(waits.iter().all(|w| *w <= max && *w >= max / 2), "{waits:?}");
     }
 
     #[test]
