@@ -43,11 +43,11 @@ struct Params {
     validate_query: Option<String>,
 }
 
-fn params(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Params, Response> {
+/// `Err` holds the message Jira answers a body it cannot read with.
+fn params(method: &Method, query: Option<&str>, body: &[u8]) -> Result<Params, &'static str> {
     let mut params = Params::default();
     if *method == Method::POST {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|_| error(StatusCode::BAD_REQUEST, &["Unexpected character in the request body"]))?;
+        let value: Value = serde_json::from_slice(body).map_err(|_| "Unexpected character in the request body")?;
         params.jql = value.get("jql").and_then(Value::as_str).unwrap_or_default().to_string();
         params.fields = value
             .get("fields")
@@ -166,7 +166,7 @@ fn handle(
     response
 }
 
-fn answer(st: &mut super::State, flavor: Flavor, headers: &HeaderMap, params: Result<Params, Response>) -> Response {
+fn answer(st: &mut super::State, flavor: Flavor, headers: &HeaderMap, params: Result<Params, &str>) -> Response {
     if st.options.flavor != flavor {
         return error(StatusCode::NOT_FOUND, &["Not found"]);
     }
@@ -197,7 +197,7 @@ fn answer(st: &mut super::State, flavor: Flavor, headers: &HeaderMap, params: Re
     }
     let params = match params {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &[message]),
     };
     let keys = match parse_jql(&params.jql) {
         Ok(keys) => keys,

@@ -52,7 +52,7 @@ impl std::fmt::Debug for WebhookSecret {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
@@ -98,7 +98,7 @@ pub fn parse(body: &[u8], base: &url::Url) -> Result<Event, PayloadError> {
         return Ok(Event::Issue { change: IssueChange::Deleted { key: fact.key }, timestamp, complete: true });
     }
     let complete = issue.get("fields").is_some_and(|fields| fields.get("summary").is_some());
-    Ok(Event::Issue { change: IssueChange::Upsert(fact), timestamp, complete })
+    Ok(Event::Issue { change: IssueChange::Upsert(Box::new(fact)), timestamp, complete })
 }
 
 #[cfg(test)]

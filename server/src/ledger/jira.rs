@@ -48,7 +48,7 @@ pub enum DeliveryOutcome {
 /// A change a webhook reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IssueChange {
-    Upsert(IssueFact),
+    Upsert(Box<IssueFact>),
     Deleted {
         key: String,
     },
@@ -223,6 +223,14 @@ impl Ledger {
     pub async fn prune_jira_deliveries(&self, before: i64) -> Result<u64, LedgerError> {
         let sql = "DELETE FROM jira_webhook_deliveries WHERE received_at < $1";
         Ok(on_pool!(self.pool(), |p| sqlx::query(sql).bind(before).execute(p).await?.rows_affected()))
+    }
+
+    /// A feature's Jira summary and status, for answers that name it.
+    pub async fn feature_title(&self, key: &str) -> Result<(Option<String>, Option<String>), LedgerError> {
+        let sql = "SELECT summary, status FROM features WHERE key = $1";
+        let row: Option<(Option<String>, Option<String>)> =
+            on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(key).fetch_optional(p).await?);
+        Ok(row.unwrap_or_default())
     }
 
     /// The Jira details of a feature card.
