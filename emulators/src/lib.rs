@@ -8,5 +8,7 @@
 //!
 //! * [`argocd`]: the Argo CD REST API (applications, operations, watch stream, projects,
 //!   clusters, repositories, session and version).
+//! * [`jira`]: Jira Cloud's and Data Center's issue search, and signed webhooks.
 
 pub mod argocd;
+pub mod jira;

@@ -55,6 +55,10 @@ pub enum Answer {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FeatureInEnvironment {
     pub key: String,
+    /// What Jira calls it, when known.
+    pub summary: Option<String>,
+    /// Its Jira status, when known.
+    pub status: Option<String>,
     pub environment: String,
     pub first_deployed_at: Option<String>,
     pub present_now: bool,
@@ -171,23 +175,33 @@ pub async fn answer(
             // Only an answer with no deployment needs to know whether the key exists at all.
             let known =
                 !applications.is_empty() || !ledger.target_commits(&Target::Feature(key.clone())).await?.is_empty();
+            let (title, status) = ledger.feature_title(&key).await?;
+            let named = titled(&key, title.as_deref(), status.as_deref());
             let summary = match (&response.understood, &first) {
                 _ if !known => format!("{key} is not in the ledger: no ingested commit names it."),
                 (_, None) => format!("{key} has never been deployed to {environment}."),
                 (Some(Question::FeaturePresentNow { .. }), Some(first)) if present_now => {
-                    format!("Yes: {key} is in {environment} now (first deployed there {}).", local(first))
+                    format!("Yes: {named} is in {environment} now (first deployed there {}).", local(first))
                 }
                 (Some(Question::FeaturePresentNow { .. }), Some(first)) => format!(
-                    "No: {key} is not in {environment} now; it was deployed there {} and has since been rolled back.",
+                    "No: {named} is not in {environment} now; it was deployed there {} and has since been rolled back.",
                     local(first)
                 ),
                 (_, Some(first)) => format!(
-                    "{key} was first deployed to {environment} {}{}.",
+                    "{named} was first deployed to {environment} {}{}.",
                     local(first),
                     if present_now { " and is there now" } else { "; it is not there now" }
                 ),
             };
-            let answer = FeatureInEnvironment { key, environment, first_deployed_at: first, present_now, applications };
+            let answer = FeatureInEnvironment {
+                key,
+                summary: title,
+                status,
+                environment,
+                first_deployed_at: first,
+                present_now,
+                applications,
+            };
             (summary, Some(Answer::Presence(answer)))
         }
         Question::RollbackBefore { environment, target } => {
@@ -239,12 +253,15 @@ pub async fn answer(
                     .filter(|r| r.kind == "Service")
                     .map(|r| format!("{}/{}", r.namespace, r.name))
                     .collect();
+                let named = titled(&key, card.summary.as_deref(), card.status.as_deref());
                 let summary = match (services.is_empty(), card.resources.is_empty()) {
-                    (false, _) => format!("{key} affected the Kubernetes services {}.", services.join(", ")),
+                    (false, _) => format!("{named} affected the Kubernetes services {}.", services.join(", ")),
                     (true, false) => {
-                        format!("{key} affected {} Kubernetes objects, none of them a Service.", card.resources.len())
+                        format!("{named} affected {} Kubernetes objects, none of them a Service.", card.resources.len())
                     }
-                    (true, true) => format!("No Kubernetes resources are recorded for the applications running {key}."),
+                    (true, true) => {
+                        format!("No Kubernetes resources are recorded for the applications running {named}.")
+                    }
                 };
                 (summary, Some(Answer::Feature(Box::new(card))))
             }
@@ -284,6 +301,16 @@ pub async fn answer(
     response.summary = summary;
     response.answer = answer;
     Ok(response)
+}
+
+/// `SHOP-1 “Checkout page” (In Progress)` when Jira has been heard from, else the key.
+fn titled(key: &str, summary: Option<&str>, status: Option<&str>) -> String {
+    match (summary, status) {
+        (Some(summary), Some(status)) => format!("{key} “{summary}” ({status})"),
+        (Some(summary), None) => format!("{key} “{summary}”"),
+        (None, Some(status)) => format!("{key} ({status})"),
+        (None, None) => key.to_string(),
+    }
 }
 
 /// The pull request in the named repository, or in every repository that has one

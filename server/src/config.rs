@@ -43,6 +43,9 @@ pub struct Settings {
     /// Argo CD instances to watch (`[[argocd]]` tables).
     #[serde(default, rename = "argocd", skip_serializing_if = "Vec::is_empty")]
     pub argocd: Vec<ArgoCdConfig>,
+    /// The Jira instance feature details come from (`[jira]`); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jira: Option<JiraConfig>,
     /// Kubernetes clusters to read directly (`[[cluster]]`); none by default.
     #[serde(default, rename = "cluster", skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<ClusterConfig>,
@@ -157,6 +160,51 @@ fn default_max_backoff_seconds() -> u64 {
     30
 }
 
+/// `[jira]`: where feature details (summary, status, people, versions) come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraConfig {
+    /// The site's base URL: `https://acme.atlassian.net`, or a Data Center URL with its
+    /// context path, such as `https://jira.example.com/jira`.
+    pub url: String,
+    pub flavor: JiraFlavor,
+    /// Cloud only: the account the API token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The variable holding the Cloud API token or the Data Center personal access token.
+    pub token_env: String,
+    /// The variable holding the secret webhooks are verified with; the webhook endpoint
+    /// refuses every delivery while it is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_env: Option<String>,
+    /// Seconds between refreshes of every feature's details.
+    #[serde(default = "default_jira_refresh_seconds")]
+    pub refresh_interval_seconds: u64,
+}
+
+fn default_jira_refresh_seconds() -> u64 {
+    900
+}
+
+/// Which Jira REST API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JiraFlavor {
+    /// Jira Cloud: REST v3, `/rest/api/3/search/jql`, email and API token.
+    Cloud,
+    /// Jira Data Center or Server: REST v2, `/rest/api/2/search`, personal access token.
+    Datacenter,
+}
+
+impl JiraFlavor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JiraFlavor::Cloud => "cloud",
+            JiraFlavor::Datacenter => "datacenter",
+        }
+    }
+}
+
 /// One `[[cluster]]`: a Kubernetes cluster Argo CD deploys to, read directly for the
 /// health and images its resource tree lacks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,6 +307,7 @@ impl Default for Settings {
             features: FeaturesConfig::default(),
             reports: ReportsConfig::default(),
             argocd: Vec::new(),
+            jira: None,
             clusters: Vec::new(),
             environments: Vec::new(),
             actions_enabled: false,
@@ -376,6 +425,69 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_jira(&self) -> Result<(), String> {
+        let Some(jira) = &self.jira else { return Ok(()) };
+        match url::Url::parse(&jira.url) {
+            // The URL is not echoed: it may carry a password.
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                return Err("setting `jira.url` contains credentials; accepted: the site's base URL without \
+                            credentials (the token comes from the variable named by `token_env`)"
+                    .to_string());
+            }
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.query().is_none()
+                    && url.fragment().is_none() => {}
+            _ => {
+                return Err(format!(
+                    "setting `jira.url` is `{}`; accepted: the site's https:// (or http://) base URL without \
+                     query or fragment, such as https://acme.atlassian.net or https://jira.example.com/jira",
+                    jira.url
+                ));
+            }
+        }
+        let is_variable = |name: &str| {
+            !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !is_variable(&jira.token_env) {
+            return Err(format!(
+                "setting `jira.token_env` is `{}`; accepted: the name of the environment variable holding the token, \
+                 such as JIRA_TOKEN",
+                jira.token_env
+            ));
+        }
+        if let Some(name) = jira.webhook_secret_env.as_deref().filter(|name| !is_variable(name)) {
+            return Err(format!(
+                "setting `jira.webhook_secret_env` is `{name}`; accepted: the name of the environment variable \
+                 holding the webhook secret, such as JIRA_WEBHOOK_SECRET"
+            ));
+        }
+        match (jira.flavor, jira.email.as_deref()) {
+            (JiraFlavor::Cloud, Some(email)) if email.contains('@') && !email.contains(char::is_whitespace) => {}
+            (JiraFlavor::Cloud, _) => {
+                return Err("setting `jira.email`: Jira Cloud authenticates with an account's email address and an \
+                            API token; accepted: the email address the token in `token_env` belongs to"
+                    .to_string());
+            }
+            (JiraFlavor::Datacenter, Some(_)) => {
+                return Err("setting `jira.email`: Data Center authenticates with a personal access token alone; \
+                            accepted: no `email` with `flavor = \"datacenter\"`"
+                    .to_string());
+            }
+            (JiraFlavor::Datacenter, None) => {}
+        }
+        if jira.refresh_interval_seconds < 5 {
+            return Err(format!(
+                "setting `jira.refresh_interval_seconds` is {}; at least 5 seconds is accepted",
+                jira.refresh_interval_seconds
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_clusters(&self) -> Result<(), String> {
         let mut names = std::collections::BTreeSet::new();
         for (index, cluster) in self.clusters.iter().enumerate() {
@@ -487,6 +599,7 @@ impl Settings {
             }
         }
         self.validate_argocd()?;
+        self.validate_jira()?;
         self.validate_clusters()?;
         self.validate_environments()?;
         for project in &self.features.projects {
@@ -810,8 +923,8 @@ mod tests {
 
     #[test]
     fn nested_variables_use_double_underscores() {
-        let error = load_with(&[("LANDFALL_JIRA__URL", "https://x")], Overrides::default()).unwrap_err().to_string();
-        assert!(error.contains("unknown setting `jira`"), "{error}");
+        let error = load_with(&[("LANDFALL_REPORTS__TOKEN", "x")], Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("unknown setting `reports.token`"), "{error}");
     }
 
     #[test]
@@ -872,6 +985,56 @@ mod tests {
             let error = write_and_load(text).unwrap_err().to_string();
             assert!(error.contains(expected), "{text}: {error}");
             assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn jira_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("landfall.toml");
+        let write_and_load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            load(Some(&file), std::iter::empty(), &Overrides::default())
+        };
+        let settings = write_and_load(
+            "[jira]\nurl = \"https://acme.atlassian.net\"\nflavor = \"cloud\"\nemail = \"bot@acme.com\"\n\
+             token_env = \"JIRA_TOKEN\"\nwebhook_secret_env = \"JIRA_WEBHOOK_SECRET\"\n",
+        )
+        .unwrap();
+        let jira = settings.jira.unwrap();
+        assert_eq!(jira.flavor, JiraFlavor::Cloud);
+        assert_eq!(jira.refresh_interval_seconds, 900, "default");
+        assert!(write_and_load("").unwrap().jira.is_none(), "off when absent");
+        let settings = write_and_load(
+            "[jira]\nurl = \"https://jira.example.com/jira\"\nflavor = \"datacenter\"\ntoken_env = \"JIRA_PAT\"\n",
+        )
+        .unwrap();
+        assert_eq!(settings.jira.unwrap().flavor, JiraFlavor::Datacenter);
+        let cloud = "[jira]\nflavor = \"cloud\"\nemail = \"bot@acme.com\"\ntoken_env = \"T\"\n";
+        let cases = [
+            (format!("{cloud}url = \"acme.atlassian.net\"\n"), "jira.url"),
+            (format!("{cloud}url = \"https://bot:secret@acme.atlassian.net\"\n"), "contains credentials"),
+            ("[jira]\nurl = \"https://x\"\nflavor = \"server\"\ntoken_env = \"T\"\n".into(), "cloud, datacenter"),
+            ("[jira]\nurl = \"https://x\"\nflavor = \"cloud\"\ntoken_env = \"T\"\n".into(), "jira.email"),
+            (
+                "[jira]\nurl = \"https://x\"\nflavor = \"datacenter\"\nemail = \"a@b\"\ntoken_env = \"T\"\n".into(),
+                "personal access token alone",
+            ),
+            ("[jira]\nurl = \"https://x\"\nflavor = \"datacenter\"\ntoken_env = \"my token\"\n".into(), "jira.token_env"),
+            (
+                "[jira]\nurl = \"https://x\"\nflavor = \"datacenter\"\ntoken_env = \"T\"\nwebhook_secret_env = \"\"\n".into(),
+                "jira.webhook_secret_env",
+            ),
+            (
+                "[jira]\nurl = \"https://x\"\nflavor = \"datacenter\"\ntoken_env = \"T\"\nrefresh_interval_seconds = 1\n".into(),
+                "at least 5",
+            ),
+            ("[jira]\nurl = \"https://x\"\nflavor = \"datacenter\"\ntoken = \"secret\"\n".into(), "unknown setting"),
+        ];
+        for (text, expected) in cases {
+            let error = write_and_load(&text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(!error.contains("secret@"), "{error}");
         }
     }
 

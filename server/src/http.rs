@@ -7,6 +7,7 @@ mod applications;
 pub mod error;
 mod forms;
 mod health;
+mod jira;
 mod live;
 mod metrics;
 mod questions;
@@ -43,6 +44,9 @@ pub struct AppState {
     pub clusters: crate::cluster::ClusterStatuses,
     /// Live updates for browsers, fed by the Argo CD watches.
     pub live: Arc<crate::live::Hub>,
+    /// `[jira]`: the webhook's secret and site, and the refresher it nudges; `None`
+    /// without a `[jira]` section.
+    pub jira: Option<Arc<crate::jira::WebhookSettings>>,
     /// `actions_enabled`: whether actions may change Argo CD.
     pub actions_enabled: bool,
 }
@@ -58,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(reports::router())
+        .merge(jira::router())
         .merge(api::router())
         .merge(questions::router())
         .merge(applications::router())

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cards;
 mod changes;
 mod facts;
+pub mod jira;
 pub mod presence;
 pub mod questions;
 mod reads;

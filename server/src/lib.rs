@@ -11,6 +11,7 @@ pub mod config;
 pub mod correlate;
 pub mod git;
 pub mod http;
+pub mod jira;
 pub mod ledger;
 pub mod live;
 pub mod reports;

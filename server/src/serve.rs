@@ -43,6 +43,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (instances, watches) = crate::argocd::start(&ledger, &settings, &argocd, &live).await?;
     let clusters = crate::cluster::ClusterStatuses::default();
     let readers = crate::cluster::start(&ledger, &settings.clusters, &clusters);
+    let (jira, jira_refresher) = match &settings.jira {
+        Some(config) => {
+            let (webhook, task) = crate::jira::start(&ledger, config);
+            (Some(webhook), task)
+        }
+        None => (None, None),
+    };
     let report_token: Option<Arc<str>> =
         std::env::var(&settings.reports.token_env).ok().filter(|token| !token.is_empty()).map(Arc::from);
     if report_token.is_none() {
@@ -58,6 +65,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         instances,
         clusters,
         live,
+        jira,
         actions_enabled: settings.actions_enabled,
     };
     let app = http::router(state);
@@ -67,7 +75,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the web server failed")?;
     tracing::info!("shutting down");
     background.abort();
-    watches.iter().chain(&readers).for_each(|task| task.abort());
+    watches.iter().chain(&readers).chain(&jira_refresher).for_each(|task| task.abort());
     ledger.close().await;
     Ok(())
 }

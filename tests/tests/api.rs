@@ -153,7 +153,8 @@ async fn the_openapi_document_lists_what_the_server_serves() {
             "/api/v1/reports/builds",
             "/api/v1/reports/pipelines",
             "/api/v1/rollback-plans",
-            "/api/v1/rollback-plans/{id}/execute"
+            "/api/v1/rollback-plans/{id}/execute",
+            "/api/v1/webhooks/jira"
         ]
     );
     assert!(document["components"]["securitySchemes"]["bearer"].is_object(), "{document}");

@@ -11,6 +11,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
 use super::error::ApiError;
+use super::jira::WebhookSchemes;
 use crate::ledger::cards::{CommitCard, FeatureCard, PullRequestCard, ShaMatch};
 
 #[derive(OpenApi)]
@@ -41,9 +42,10 @@ use crate::ledger::cards::{CommitCard, FeatureCard, PullRequestCard, ShaMatch};
         super::forms::read_form,
         super::forms::check,
         super::forms::catalogue,
+        super::jira::receive,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerScheme)
+    modifiers(&BearerScheme, &WebhookSchemes)
 )]
 pub struct ApiDoc;
 

@@ -126,6 +126,10 @@ pub struct FeatureCard {
     pub issue_type: Option<String>,
     pub assignee: Option<String>,
     pub url: Option<String>,
+    /// What else Jira says of it (status category, priority, people, versions, parent)
+    /// and whether Jira knows it at all.
+    #[serde(flatten)]
+    pub jira: super::jira::JiraDetails,
     pub commits: Vec<CommitSummary>,
     pub pull_requests: Vec<PullRequestRef>,
     /// Everyone who committed a change for the feature.
@@ -418,6 +422,7 @@ impl Ledger {
             commits.iter().map(|c| format!("{} <{}>", c.committer.name, c.committer.email)).collect();
         committers.sort();
         committers.dedup();
+        let jira = self.jira_details(key).await?.unwrap_or_default();
         Ok(Some(FeatureCard {
             key: key.to_string(),
             summary,
@@ -425,6 +430,7 @@ impl Ledger {
             issue_type,
             assignee,
             url,
+            jira,
             commits,
             pull_requests: pull_requests
                 .into_iter()
