@@ -368,7 +368,7 @@ fn answer(inner: &Inner, headers: &HeaderMap, uri: &Uri, token_sent: bool, authe
             let numbers = state.commit_pulls.get(&(repository.clone(), sha.to_string())).cloned().unwrap_or_default();
             let pulls: Vec<Value> =
                 numbers.iter().filter_map(|n| state.pulls.get(&(repository.clone(), *n)).cloned()).collect();
-            paged(&pulls, uri.query(), |items| Value::Array(items), page_url)
+            paged(&pulls, uri.query(), Value::Array, page_url)
         }
         ["repos", owner, repo, "actions", "runs", run, "jobs"] => {
             let Ok(run) = run.parse::<i64>() else { return message(StatusCode::NOT_FOUND, "Not Found") };

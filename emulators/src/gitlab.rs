@@ -270,7 +270,7 @@ fn answer(inner: &Inner, uri: &Uri, token_sent: bool, authenticated: bool) -> Re
         }
         return response;
     }
-    if (token_sent && !authenticated) || (inner.options.require_token && !authenticated) {
+    if !authenticated && (token_sent || inner.options.require_token) {
         return message(StatusCode::UNAUTHORIZED, "401 Unauthorized");
     }
     let Some(rest) = uri.path().strip_prefix("/api/v4/projects/") else {

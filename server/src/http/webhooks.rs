@@ -129,7 +129,7 @@ pub(super) async fn gitlab_hook(
 
 /// The configured forge of `kind` whose secret `valid` accepts. Every forge of the kind
 /// is tried, so several instances (github.com and an Enterprise Server) share a URL.
-fn verified<'a>(state: &'a AppState, kind: ForgeKind, valid: impl Fn(&str) -> bool) -> Result<&'a Forge, ApiError> {
+fn verified(state: &AppState, kind: ForgeKind, valid: impl Fn(&str) -> bool) -> Result<&Forge, ApiError> {
     let mut with_secret = state.forges.of_kind(kind).filter_map(|f| f.secret().map(|s| (f, s))).peekable();
     if with_secret.peek().is_none() {
         return Err(ApiError::Unauthorized(match kind {

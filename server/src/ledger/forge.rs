@@ -77,7 +77,8 @@ impl Ledger {
         let sql = "SELECT s.name, s.kind, s.status, s.started_at, s.finished_at FROM pipeline_steps s
                    JOIN pipeline_runs r ON r.id = s.pipeline_run_id
                    WHERE r.ci_system = $1 AND r.run_id = $2 ORDER BY s.position";
-        let rows: Vec<(String, String, String, Option<i64>, Option<i64>)> =
+        type Row = (String, String, String, Option<i64>, Option<i64>);
+        let rows: Vec<Row> =
             on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(ci_system).bind(run_id).fetch_all(p).await?);
         Ok(rows
             .into_iter()
