@@ -476,3 +476,29 @@ async fn gitlab_webhooks_and_details_reach_the_ledger() {
         gitlab_webhooks(backend, database).await;
     }
 }
+
+/// Deliveries are remembered in the ledger (so across restarts and replicas) for a week.
+#[tokio::test]
+async fn deliveries_are_remembered_for_at_least_72_hours() {
+    use landfall_server::forge::webhook::DELIVERY_MEMORY_MS;
+    const HOUR: i64 = 3600 * 1000;
+    for (backend, database) in all_databases().await {
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        let start = 1_700_000_000_000;
+        assert!(ledger.claim_delivery("github", "d-1", start, DELIVERY_MEMORY_MS).await.unwrap(), "{backend}");
+        assert!(!ledger.claim_delivery("github", "d-1", start + HOUR, DELIVERY_MEMORY_MS).await.unwrap(), "{backend}");
+        assert!(
+            ledger.claim_delivery("gitlab", "d-1", start, DELIVERY_MEMORY_MS).await.unwrap(),
+            "{backend}: per forge"
+        );
+        let reopened = Ledger::open(&database.url).await.unwrap();
+        let later = start + 72 * HOUR + 1;
+        assert!(!reopened.claim_delivery("github", "d-1", later, DELIVERY_MEMORY_MS).await.unwrap(), "{backend}");
+        let much_later = start + 8 * 24 * HOUR;
+        assert!(reopened.claim_delivery("github", "d-1", much_later, DELIVERY_MEMORY_MS).await.unwrap(), "{backend}");
+        reopened.release_delivery("github", "d-1").await.unwrap();
+        assert_eq!(reopened.deliveries_remembered("github").await.unwrap(), 0, "{backend}: pruned and released");
+        ledger.close().await;
+        reopened.close().await;
+    }
+}
