@@ -9,6 +9,15 @@
 //! * [`argocd`]: the Argo CD REST API (applications, operations, watch stream, projects,
 //!   clusters, repositories, session and version).
 //! * [`jira`]: Jira Cloud's and Data Center's issue search, and signed webhooks.
+//! * [`github`]: GitHub's REST API for pull requests and workflow-run jobs, and signed
+//!   webhook deliveries built from GitHub's own example payloads.
+//! * [`gitlab`]: GitLab's REST v4 API for merge requests, and webhook deliveries built from
+//!   GitLab's own example payloads.
 
 pub mod argocd;
+mod forge;
+pub mod github;
+pub mod gitlab;
 pub mod jira;
+
+pub use forge::{Delivered, Fault as ForgeFault, Seen};

@@ -338,7 +338,14 @@ fn pull_request_summary(question: &Question, number: i64, cards: &[PullRequestCa
     let parts: Vec<String> = cards
         .iter()
         .map(|card| {
-            let name = format!("{}#{}", card.repo, card.number);
+            // With a forge configured, the pull request is named by its title and author too.
+            let name = match (&card.title, &card.author) {
+                (Some(title), Some(author)) => {
+                    format!("{}#{} (\u{201c}{title}\u{201d} by {author})", card.repo, card.number)
+                }
+                (Some(title), None) => format!("{}#{} (\u{201c}{title}\u{201d})", card.repo, card.number),
+                _ => format!("{}#{}", card.repo, card.number),
+            };
             match question {
                 Question::PipelinesOfPullRequest { .. } => {
                     let runs: Vec<String> =

@@ -49,6 +49,9 @@ pub struct Settings {
     /// Kubernetes clusters to read directly (`[[cluster]]`); none by default.
     #[serde(default, rename = "cluster", skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<ClusterConfig>,
+    /// GitHub and GitLab instances (`[[forge]]`): pull-request details, pipelines, webhooks.
+    #[serde(default, rename = "forge", skip_serializing_if = "Vec::is_empty")]
+    pub forges: Vec<ForgeConfig>,
     /// Environments and the rules that map applications to them (`[[environment]]`).
     #[serde(default, rename = "environment", skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<EnvironmentConfig>,
@@ -100,6 +103,13 @@ pub struct RepositoryConfig {
     /// and GitLab's: text around a `{number}` placeholder, such as `Merged PR {number}:`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pull_request_patterns: Vec<String>,
+    /// The `[[forge]]` (by name) that hosts this repository; found by the URL's host when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<String>,
+    /// The repository on its forge: `owner/repo` on GitHub, `group/subgroup/project` (or the
+    /// numeric project id) on GitLab; taken from the URL's path when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge_project: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +241,54 @@ fn default_cluster_interval_seconds() -> u64 {
     60
 }
 
+/// One `[[forge]]`: a GitHub (github.com or Enterprise Server) or GitLab (gitlab.com or
+/// self-managed) instance. Secrets are named by environment variable, never given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeConfig {
+    /// Unique; names the forge in logs, answers and `[[repository]] forge`.
+    pub name: String,
+    pub kind: ForgeKind,
+    /// The API's base URL: `https://api.github.com`, `https://github.example.com/api/v3`,
+    /// `https://gitlab.com` or a self-managed GitLab's URL (`/api/v4` is added). The
+    /// public service's URL when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The environment variable holding an API token; without one, only webhooks are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// The environment variable holding the webhook secret; webhooks are refused without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    Github,
+    Gitlab,
+}
+
+impl ForgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::Github => "github",
+            ForgeKind::Gitlab => "gitlab",
+        }
+    }
+}
+
+impl ForgeConfig {
+    /// The configured URL, or the public service's.
+    pub fn url(&self) -> &str {
+        match (&self.url, self.kind) {
+            (Some(url), _) => url.trim_end_matches('/'),
+            (None, ForgeKind::Github) => "https://api.github.com",
+            (None, ForgeKind::Gitlab) => "https://gitlab.com",
+        }
+    }
+}
+
 /// One `[[environment]]`: dev, qa, staging, production…
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -309,6 +367,7 @@ impl Default for Settings {
             argocd: Vec::new(),
             jira: None,
             clusters: Vec::new(),
+            forges: Vec::new(),
             environments: Vec::new(),
             actions_enabled: false,
             server_url: "http://127.0.0.1:3000".to_string(),
@@ -488,6 +547,66 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_forges(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for (index, forge) in self.forges.iter().enumerate() {
+            let at = format!("forge[{index}]");
+            let name = &forge.name;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+                return Err(format!("setting `{at}.name` is `{name}`; accepted: letters, digits, '.', '_' and '-'"));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(format!("setting `{at}.name`: `{name}` is used by another forge; names must be unique"));
+            }
+            match url::Url::parse(forge.url()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+                _ => {
+                    return Err(format!(
+                        "setting `{at}.url` is `{}`; accepted: the API's https:// (or http://) URL, such as \
+                         https://api.github.com, https://github.example.com/api/v3 or https://gitlab.example.com",
+                        forge.url()
+                    ));
+                }
+            }
+            for (key, variable) in [("token_env", &forge.token_env), ("webhook_secret_env", &forge.webhook_secret_env)]
+            {
+                if let Some(variable) = variable
+                    && (variable.is_empty() || !variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                {
+                    // The value is not echoed: a secret pasted here by mistake stays out of logs.
+                    return Err(format!(
+                        "setting `{at}.{key}` is not the name of an environment variable; accepted: letters, digits \
+                         and '_', such as GITHUB_TOKEN; the secret itself goes in that variable"
+                    ));
+                }
+            }
+        }
+        for (index, repository) in self.repositories.iter().enumerate() {
+            let at = format!("repository[{index}]");
+            if let Some(forge) = &repository.forge
+                && !self.forges.iter().any(|f| &f.name == forge)
+            {
+                let known: Vec<&str> = self.forges.iter().map(|f| f.name.as_str()).collect();
+                let known = if known.is_empty() { "none is configured".to_string() } else { known.join(", ") };
+                return Err(format!(
+                    "setting `{at}.forge` is `{forge}`, which is not a configured `[[forge]]` name; known: {known}"
+                ));
+            }
+            if let Some(project) = &repository.forge_project
+                && (project.trim().is_empty()
+                    || project.starts_with('/')
+                    || project.ends_with('/')
+                    || project.contains(char::is_whitespace))
+            {
+                return Err(format!(
+                    "setting `{at}.forge_project` is `{project}`; accepted: `owner/repo` (GitHub), \
+                     `group/subgroup/project` or a numeric project id (GitLab)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_clusters(&self) -> Result<(), String> {
         let mut names = std::collections::BTreeSet::new();
         for (index, cluster) in self.clusters.iter().enumerate() {
@@ -600,6 +719,7 @@ impl Settings {
         }
         self.validate_argocd()?;
         self.validate_jira()?;
+        self.validate_forges()?;
         self.validate_clusters()?;
         self.validate_environments()?;
         for project in &self.features.projects {
@@ -1035,6 +1155,46 @@ mod tests {
             let error = write_and_load(&text).unwrap_err().to_string();
             assert!(error.contains(expected), "{text}: {error}");
             assert!(!error.contains("secret@"), "{error}");
+        }
+    }
+
+    #[test]
+    fn forges_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("landfall.toml");
+        let write_and_load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            load(Some(&file), std::iter::empty(), &Overrides::default())
+        };
+        let settings = write_and_load(
+            "[[forge]]\nname = \"github\"\nkind = \"github\"\ntoken_env = \"GITHUB_TOKEN\"\nwebhook_secret_env = \"GITHUB_WEBHOOK_SECRET\"\n\
+             [[forge]]\nname = \"gitlab\"\nkind = \"gitlab\"\nurl = \"https://gitlab.example.com/\"\n\
+             [[repository]]\nname = \"shop\"\nurl = \"/srv/git/shop\"\nforge = \"github\"\nforge_project = \"acme/shop\"\n",
+        )
+        .unwrap();
+        assert_eq!(settings.forges.len(), 2);
+        assert_eq!(settings.forges[0].url(), "https://api.github.com", "the public service by default");
+        assert_eq!(settings.forges[1].url(), "https://gitlab.example.com");
+        assert_eq!(settings.repositories[0].forge_project.as_deref(), Some("acme/shop"));
+        let cases = [
+            ("[[forge]]\nname = \"a\"\nkind = \"bitbucket\"\n", "github, gitlab"),
+            (
+                "[[forge]]\nname = \"a\"\nkind = \"github\"\n[[forge]]\nname = \"a\"\nkind = \"gitlab\"\n",
+                "forge[1].name",
+            ),
+            ("[[forge]]\nname = \"a\"\nkind = \"github\"\nurl = \"api.github.com\"\n", "forge[0].url"),
+            ("[[forge]]\nname = \"a\"\nkind = \"github\"\ntoken_env = \"ghp_secretvalue-1\"\n", "forge[0].token_env"),
+            ("[[forge]]\nname = \"a\"\nkind = \"github\"\ntoken = \"ghp_x\"\n", "unknown setting"),
+            ("[[repository]]\nname = \"r\"\nurl = \"x\"\nforge = \"nope\"\n", "repository[0].forge"),
+            (
+                "[[forge]]\nname = \"a\"\nkind = \"github\"\n[[repository]]\nname = \"r\"\nurl = \"x\"\nforge = \"a\"\nforge_project = \"/x\"\n",
+                "repository[0].forge_project",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = write_and_load(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(!error.contains("ghp_"), "secrets are never echoed: {error}");
         }
     }
 

@@ -501,6 +501,8 @@ mod tests {
             token_env: Some(variable.into()),
             ssh_key: Some(PathBuf::from("/keys/deploy")),
             pull_request_patterns: vec![],
+            forge: None,
+            forge_project: None,
         };
         let repository = Repository::new(&config, Path::new("/data"));
         let error = repository.git().expect_err("the variable is unset");
@@ -535,6 +537,8 @@ mod tests {
             token_env: None,
             ssh_key: None,
             pull_request_patterns: vec![],
+            forge: None,
+            forge_project: None,
         };
         let repository = Repository::new(&config, Path::new("/data"));
         assert_eq!(repository.display_url(), "https://git.example/shop.git");

@@ -13,6 +13,7 @@ mod metrics;
 mod questions;
 mod reports;
 mod ui;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,6 +50,10 @@ pub struct AppState {
     pub jira: Option<Arc<crate::jira::WebhookSettings>>,
     /// `actions_enabled`: whether actions may change Argo CD.
     pub actions_enabled: bool,
+    /// The configured GitHub and GitLab instances, with their webhook secrets.
+    pub forges: crate::forge::Forges,
+    /// Where verified webhook deliveries are queued; `None` refuses them with 503.
+    pub forge_queue: Option<tokio::sync::mpsc::Sender<crate::forge::worker::Work>>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {
@@ -63,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(reports::router())
         .merge(jira::router())
+        .merge(webhooks::router())
         .merge(api::router())
         .merge(questions::router())
         .merge(applications::router())

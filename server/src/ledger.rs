@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cards;
 mod changes;
 mod facts;
+mod forge;
 pub mod jira;
 pub mod presence;
 pub mod questions;

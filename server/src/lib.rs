@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod correlate;
+pub mod forge;
 pub mod git;
 pub mod http;
 pub mod jira;

@@ -37,7 +37,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "the front end is not built: pages render but will not become interactive; build it with `cargo leptos build --release`"
         );
     }
-    let background = crate::sync::spawn_background(ledger.clone(), settings.clone());
+    let forges = crate::forge::Forges::new(&settings, |name| std::env::var(name).ok(), crate::forge::Retry::default());
+    for forge in forges.all() {
+        for (key, variable, present) in [
+            ("token_env", &forge.config.token_env, forge.has_token),
+            ("webhook_secret_env", &forge.config.webhook_secret_env, forge.secret().is_some()),
+        ] {
+            if let Some(variable) = variable.as_ref().filter(|_| !present) {
+                tracing::warn!(forge = %forge.name(), setting = key, %variable, "the variable is unset or empty");
+            }
+        }
+    }
+    let background = crate::sync::spawn_background(ledger.clone(), settings.clone(), forges.clone());
+    let (forge_queue, forge_worker) =
+        crate::forge::worker::spawn(ledger.clone(), Arc::new(settings.clone()), forges.clone());
     let argocd = crate::argocd::watch::WatchStatus::default();
     let live = Arc::new(crate::live::Hub::default());
     let (instances, watches) = crate::argocd::start(&ledger, &settings, &argocd, &live).await?;
@@ -67,6 +80,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         live,
         jira,
         actions_enabled: settings.actions_enabled,
+        forges,
+        forge_queue: Some(forge_queue),
     };
     let app = http::router(state);
 
@@ -75,6 +90,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("the web server failed")?;
     tracing::info!("shutting down");
     background.abort();
+    forge_worker.abort();
     watches.iter().chain(&readers).chain(&jira_refresher).for_each(|task| task.abort());
     ledger.close().await;
     Ok(())

@@ -1,27 +1,47 @@
 //! One pass over every configured source, used by `landfall ingest` once and by
 //! `landfall serve` on an interval in the background.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::config::Settings;
 use crate::correlate::FeatureProjects;
+use crate::forge::Forges;
 use crate::git::{self, GitError, SyncReport};
 use crate::ledger::Ledger;
 
 /// Syncs every repository in turn; a failing one is reported and the rest still sync.
 pub async fn sync_all(ledger: &Ledger, settings: &Settings) -> Vec<(String, Result<SyncReport, GitError>)> {
-    let projects = FeatureProjects::new(settings.features.projects.iter().cloned());
     let mut outcomes = Vec::with_capacity(settings.repositories.len());
     for repository in &settings.repositories {
-        let outcome = git::sync(ledger, repository, &settings.data_dir, &projects).await;
-        outcomes.push((repository.name.clone(), outcome));
+        if let Some(outcome) = sync_one(ledger, settings, &repository.name).await {
+            outcomes.push((repository.name.clone(), outcome));
+        }
     }
     outcomes
 }
 
+/// Syncs one configured repository now (a webhook said it changed); `None` when no
+/// repository has that name. Syncs of one repository never overlap: a second waits for
+/// the first, as two fetches into one clone would trip over each other's locks.
+pub async fn sync_one(ledger: &Ledger, settings: &Settings, name: &str) -> Option<Result<SyncReport, GitError>> {
+    let repository = settings.repositories.iter().find(|r| r.name == name)?;
+    let lock = {
+        static LOCKS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+        let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(name.to_string()).or_default().clone()
+    };
+    let _guard = lock.lock().await;
+    let projects = FeatureProjects::new(settings.features.projects.iter().cloned());
+    Some(git::sync(ledger, repository, &settings.data_dir, &projects).await)
+}
+
 /// Runs [`sync_all`] now and then every `sync_interval_seconds`, logging each outcome;
 /// requests are served meanwhile, as this runs on its own task.
-pub fn spawn_background(ledger: Ledger, settings: Settings) -> tokio::task::JoinHandle<()> {
+/// After each pass, the pull requests found in commit messages get their titles and
+/// authors from the forges that have a token.
+pub fn spawn_background(ledger: Ledger, settings: Settings, forges: Forges) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // A ledger written before change sets were stored (or whose stored ones went
         // stale) catches up once, off the request path.
@@ -51,6 +71,7 @@ pub fn spawn_background(ledger: Ledger, settings: Settings) -> tokio::task::Join
                     Err(error) => tracing::warn!(repository = %name, %error, "repository sync failed"),
                 }
             }
+            crate::forge::worker::fill_all(&ledger, &forges, &settings).await;
         }
     })
 }

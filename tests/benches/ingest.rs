@@ -63,6 +63,8 @@ async fn run(backend: &str, database: TestDatabase, repo: &Path, data: &Path) {
         token_env: None,
         ssh_key: None,
         pull_request_patterns: vec![],
+        forge: None,
+        forge_project: None,
     };
     let projects = FeatureProjects::new(["SHOP"]);
 

@@ -154,6 +154,8 @@ async fn the_openapi_document_lists_what_the_server_serves() {
             "/api/v1/reports/pipelines",
             "/api/v1/rollback-plans",
             "/api/v1/rollback-plans/{id}/execute",
+            "/api/v1/webhooks/github",
+            "/api/v1/webhooks/gitlab",
             "/api/v1/webhooks/jira"
         ]
     );
@@ -162,6 +164,12 @@ async fn the_openapi_document_lists_what_the_server_serves() {
         let responses = &document["paths"][format!("/api/v1/reports/{report}")]["post"]["responses"];
         for status in ["200", "400", "401", "422"] {
             assert!(responses[status].is_object(), "{report} documents no {status}: {responses}");
+        }
+    }
+    for forge in ["github", "gitlab"] {
+        let responses = &document["paths"][format!("/api/v1/webhooks/{forge}")]["post"]["responses"];
+        for status in ["200", "202", "400", "401", "413"] {
+            assert!(responses[status].is_object(), "{forge} webhooks document no {status}: {responses}");
         }
     }
     for schema in ["PullRequestCard", "CommitCard", "FeatureCard", "BuildReport", "PipelineReport", "ErrorBody"] {

@@ -37,6 +37,8 @@ use crate::ledger::cards::{CommitCard, FeatureCard, PullRequestCard, ShaMatch};
         super::questions::ask,
         super::reports::builds,
         super::reports::pipelines,
+        super::webhooks::github_hook,
+        super::webhooks::gitlab_hook,
         super::applications::list,
         super::applications::detail,
         super::forms::read_form,

@@ -33,6 +33,9 @@ pub enum ApiError {
     Upstream { status: StatusCode, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Cannot take the request now (a full queue); the client should try again later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Invalid(#[from] FieldError),
     #[error(transparent)]
@@ -78,6 +81,7 @@ impl IntoResponse for ApiError {
                 (*status, json!({ "error": message }))
             }
             ApiError::PayloadTooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": message })),
+            ApiError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": message })),
             ApiError::Invalid(error) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, json!({ "error": error.to_string(), "field": error.field }))
             }

@@ -140,6 +140,9 @@ pub struct PullRequestFact {
     pub merged_at: Option<i64>,
     pub merge_commit_sha: Option<String>,
     pub feature_keys: Vec<String>,
+    /// When a forge's API or webhook said this (epoch ms); `None` for what Git history says.
+    #[serde(default)]
+    pub fetched_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -813,15 +816,17 @@ impl Ledger {
             let mut tx = p.begin_write().await?;
             let repository_id = repository_id!(tx, &fact.repository);
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO pull_requests (repository_id, number, title, body, author, head_branch, merged_at, merge_commit_sha)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO pull_requests (repository_id, number, title, body, author, head_branch, merged_at,
+                     merge_commit_sha, fetched_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (repository_id, number) DO UPDATE SET
                      title = COALESCE(excluded.title, pull_requests.title),
                      body = COALESCE(excluded.body, pull_requests.body),
                      author = COALESCE(excluded.author, pull_requests.author),
                      head_branch = COALESCE(excluded.head_branch, pull_requests.head_branch),
                      merged_at = COALESCE(excluded.merged_at, pull_requests.merged_at),
-                     merge_commit_sha = COALESCE(excluded.merge_commit_sha, pull_requests.merge_commit_sha)
+                     merge_commit_sha = COALESCE(excluded.merge_commit_sha, pull_requests.merge_commit_sha),
+                     fetched_at = COALESCE(excluded.fetched_at, pull_requests.fetched_at)
                  RETURNING id",
             )
             .bind(repository_id)
@@ -832,6 +837,7 @@ impl Ledger {
             .bind(&fact.head_branch)
             .bind(fact.merged_at)
             .bind(&fact.merge_commit_sha)
+            .bind(fact.fetched_at)
             .fetch_one(&mut *tx)
             .await?;
             link_features!(

@@ -1,0 +1,94 @@
+//! What the forge connector keeps besides facts: which webhook deliveries were already
+//! accepted, and which pull requests still lack the forge's details.
+
+use super::{BeginWrite, Ledger, LedgerError, PipelineStepFact, on_pool};
+
+impl Ledger {
+    /// Records a webhook delivery as accepted; `false` when it already was (a replay),
+    /// in which case it must not be processed again. Deliveries received more than
+    /// `keep_ms` before `now` are forgotten in the same transaction.
+    pub async fn claim_delivery(
+        &self,
+        forge: &str,
+        delivery_id: &str,
+        now: i64,
+        keep_ms: i64,
+    ) -> Result<bool, LedgerError> {
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin_write().await?;
+            sqlx::query("DELETE FROM forge_deliveries WHERE received_at < $1")
+                .bind(now - keep_ms)
+                .execute(&mut *tx)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO forge_deliveries (forge, delivery_id, received_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (forge, delivery_id) DO NOTHING",
+            )
+            .bind(forge)
+            .bind(delivery_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(inserted == 1)
+        })
+    }
+
+    /// Forgets an accepted delivery whose work could not be queued, so the forge's retry
+    /// of it is processed.
+    pub async fn release_delivery(&self, forge: &str, delivery_id: &str) -> Result<(), LedgerError> {
+        let sql = "DELETE FROM forge_deliveries WHERE forge = $1 AND delivery_id = $2";
+        on_pool!(self.pool(), |p| sqlx::query(sql).bind(forge).bind(delivery_id).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// How many deliveries of `forge` are remembered; for tests and diagnostics.
+    pub async fn deliveries_remembered(&self, forge: &str) -> Result<i64, LedgerError> {
+        let sql = "SELECT COUNT(*) FROM forge_deliveries WHERE forge = $1";
+        Ok(on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(forge).fetch_one(p).await?))
+    }
+
+    /// Up to `limit` pull requests of `repository` that no forge has described yet
+    /// (known only from commit messages), lowest number first.
+    pub async fn pull_requests_without_details(&self, repository: &str, limit: i64) -> Result<Vec<i64>, LedgerError> {
+        let sql = "SELECT pr.number FROM pull_requests pr JOIN repositories r ON r.id = pr.repository_id
+                   WHERE r.name = $1 AND pr.fetched_at IS NULL ORDER BY pr.number LIMIT $2";
+        Ok(on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(repository).bind(limit).fetch_all(p).await?))
+    }
+
+    /// Marks a pull request as looked up at `at` even though the forge did not know it,
+    /// so it is not asked for again.
+    pub async fn mark_pull_request_fetched(&self, repository: &str, number: i64, at: i64) -> Result<(), LedgerError> {
+        let sql = "UPDATE pull_requests SET fetched_at = $1
+                   WHERE number = $2 AND repository_id = (SELECT id FROM repositories WHERE name = $3)";
+        on_pool!(self.pool(), |p| sqlx::query(sql)
+            .bind(at)
+            .bind(number)
+            .bind(repository)
+            .execute(p)
+            .await
+            .map(|_| ())?);
+        Ok(())
+    }
+
+    /// The steps stored for a CI run, in order.
+    pub async fn pipeline_steps(&self, ci_system: &str, run_id: &str) -> Result<Vec<PipelineStepFact>, LedgerError> {
+        let sql = "SELECT s.name, s.kind, s.status, s.started_at, s.finished_at FROM pipeline_steps s
+                   JOIN pipeline_runs r ON r.id = s.pipeline_run_id
+                   WHERE r.ci_system = $1 AND r.run_id = $2 ORDER BY s.position";
+        type Row = (String, String, String, Option<i64>, Option<i64>);
+        let rows: Vec<Row> =
+            on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(ci_system).bind(run_id).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .map(|(name, kind, status, started_at, finished_at)| PipelineStepFact {
+                name,
+                kind,
+                status,
+                started_at,
+                finished_at,
+            })
+            .collect())
+    }
+}
