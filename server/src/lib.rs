@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod live;
 pub mod reports;
 pub mod serve;
+pub mod signature;
 pub mod sync;
 pub mod telemetry;
 pub mod timefmt;

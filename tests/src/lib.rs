@@ -187,3 +187,15 @@ pub fn bench_option(name: &str) -> Option<String> {
     let flag = format!("--{name}");
     args.iter().position(|a| *a == flag).and_then(|i| args.get(i + 1)).cloned()
 }
+
+/// Polls `check` every 100 ms until it returns `Some`, for up to 30 s; then fails naming `what`.
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

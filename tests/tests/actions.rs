@@ -8,7 +8,7 @@ use std::time::Duration;
 use landfall_emulators::argocd::{ArgoCd, Handle, Options};
 use landfall_server::ledger::{BuildFact, ImageRef, Ledger};
 use landfall_tests::git::{commit, git};
-use landfall_tests::{Server, TestDatabase, all_databases, run};
+use landfall_tests::{Server, TestDatabase, all_databases, eventually, run};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -62,18 +62,6 @@ async fn audit(server: &Server) -> Vec<Value> {
     let (status, log) = call(server, Method::GET, "/api/v1/audit?limit=100", None).await;
     assert_eq!(status, 200, "{log}");
     log["entries"].as_array().unwrap().clone()
-}
-
-/// Polls `check` until it returns `Some`, for up to 30 s.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn history(argo: &Handle, name: &str) -> Vec<Value> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use landfall_emulators::argocd::{ArgoCd, Fault, Handle, Options};
 use landfall_server::ledger::{ImageRef, Ledger};
-use landfall_tests::{Server, TestDatabase, all_databases};
+use landfall_tests::{Server, TestDatabase, all_databases, eventually};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "header.payload.signature";
@@ -26,18 +26,6 @@ fn shop(name: &str, env: &str, automated: bool) -> Value {
             "syncPolicy": if automated { json!({"automated": {"prune": true}}) } else { json!({}) }
         }
     })
-}
-
-/// Polls `check` until it returns `Some`, for up to 30 s.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

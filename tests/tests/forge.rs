@@ -11,7 +11,7 @@ use landfall_server::config::{ForgeConfig, ForgeKind};
 use landfall_server::forge::{Forge, ForgeError, Retry};
 use landfall_server::ledger::Ledger;
 use landfall_tests::git::make_history;
-use landfall_tests::{Server, TestDatabase, all_databases};
+use landfall_tests::{Server, TestDatabase, all_databases, eventually};
 use serde_json::{Value, json};
 
 const GITHUB_TOKEN: &str = "ghp_emulated_token";
@@ -37,18 +37,6 @@ fn forge(kind: ForgeKind, url: String, token: Option<&str>, retry: Retry) -> For
 
 fn statuses(seen: &[Seen]) -> Vec<u16> {
     seen.iter().map(|s| s.status).collect()
-}
-
-/// Polls `check` until it returns `Some`, for up to 30 s.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn get(server: &Server, path: &str) -> (u16, Value) {

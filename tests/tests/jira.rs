@@ -9,7 +9,7 @@ use landfall_server::config::JiraFlavor;
 use landfall_server::jira::JiraError;
 use landfall_server::jira::client::{JiraClient, RetryPolicy};
 use landfall_server::ledger::{CommitFact, EnvironmentFact, Ledger, PersonTime, RepositoryFact};
-use landfall_tests::{Server, TestDatabase, all_databases};
+use landfall_tests::{Server, TestDatabase, all_databases, eventually};
 use serde_json::{Value, json};
 
 const EMAIL: &str = "bot@acme.com";
@@ -92,18 +92,6 @@ async fn client_calls(flavor: Flavor, client_flavor: JiraFlavor) {
 async fn the_client_speaks_cloud_and_data_center() {
     client_calls(Flavor::Cloud, JiraFlavor::Cloud).await;
     client_calls(Flavor::DataCenter, JiraFlavor::Datacenter).await;
-}
-
-/// Polls `check` until it returns `Some`, for up to 30 s.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A ledger with a repository, a commit naming SHOP-1, SHOP-2 and SHOP-404, and an

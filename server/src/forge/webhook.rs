@@ -3,9 +3,7 @@
 //! the signature or token (before anything is parsed), the JSON, the event type, and
 //! whether the delivery was seen before; then the work is queued for [`super::worker`].
 
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::PullRequestDetails;
 use crate::ledger::PipelineRunFact;
@@ -53,21 +51,14 @@ pub enum Event {
 /// compared in constant time.
 /// (<https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries>)
 pub fn github_signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool {
-    let Some(hex) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else { return false };
-    let Some(expected) = decode_hex(hex) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
+    crate::signature::hmac_sha256_header_valid(secret, body, header)
 }
 
 /// Whether `X-Gitlab-Token` equals the configured secret. GitLab sends the secret
 /// itself, not a signature; both sides are hashed first, so the comparison takes the
 /// same time whatever the lengths.
 pub fn gitlab_token_valid(secret: &str, header: Option<&str>) -> bool {
-    let Some(presented) = header else { return false };
-    let presented = Sha256::digest(presented.as_bytes());
-    let expected = Sha256::digest(secret.as_bytes());
-    bool::from(presented.ct_eq(&expected))
+    header.is_some_and(|presented| crate::signature::secret_equals(secret, presented))
 }
 
 /// The delivery's id for de-duplication: the forge's own, or the body's digest when the
@@ -75,26 +66,13 @@ pub fn gitlab_token_valid(secret: &str, header: Option<&str>) -> bool {
 pub fn delivery_id(header: Option<&str>, body: &[u8]) -> String {
     match header.map(str::trim).filter(|id| !id.is_empty() && id.len() <= 200) {
         Some(id) => id.to_string(),
-        None => format!("sha256:{}", hex(&Sha256::digest(body))),
+        None => format!("sha256:{}", crate::signature::hex(&Sha256::digest(body))),
     }
 }
 
 /// The signature GitHub would send for `body`; for the emulators and tests.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(body);
-    format!("sha256={}", hex(&mac.finalize().into_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+    crate::signature::hmac_sha256_header(secret, body)
 }
 
 #[cfg(test)]

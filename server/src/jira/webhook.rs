@@ -5,10 +5,7 @@
 //! webhooks are not signed, so their URL carries the secret (`?secret=...`). Both are
 //! compared in constant time, and before the body is parsed.
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use crate::ledger::jira::{IssueChange, IssueFact};
 
@@ -32,16 +29,12 @@ impl WebhookSecret {
 
     /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under the secret.
     pub fn verify_signature(&self, header: &str, body: &[u8]) -> bool {
-        let Some(hex) = header.trim().strip_prefix("sha256=") else { return false };
-        let Some(signature) = decode_hex(hex) else { return false };
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.0.as_bytes()) else { return false };
-        mac.update(body);
-        mac.verify_slice(&signature).is_ok()
+        crate::signature::hmac_sha256_header_valid(&self.0, body, Some(header))
     }
 
     /// Whether the URL's `secret` is this one.
     pub fn verify_query(&self, presented: &str) -> bool {
-        bool::from(presented.as_bytes().ct_eq(self.0.as_bytes()))
+        crate::signature::secret_equals(&self.0, presented)
     }
 }
 
@@ -49,13 +42,6 @@ impl std::fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WebhookSecret(***)")
     }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
 }
 
 /// What a delivery asks of Landfall.
