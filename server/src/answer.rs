@@ -96,6 +96,15 @@ pub async fn vocabulary(
     Ok(Vocabulary { environments, projects, repositories: ledger.repository_names().await? })
 }
 
+/// Why a feature has no answer: the ledger never saw it, or it is left out.
+async fn unknown_feature(ledger: &Ledger, key: &str) -> Result<String, LedgerError> {
+    Ok(if ledger.feature_excluded(key).await? {
+        format!("{key} is left out: Jira does not know it, and `[features] exclude_not_found` is on.")
+    } else {
+        format!("{key} is not in the ledger: no ingested commit names it.")
+    })
+}
+
 /// The short and long names people use for the usual environments.
 fn conventional_aliases(name: &str) -> Vec<String> {
     const PAIRS: [(&str, &[&str]); 5] = [
@@ -178,7 +187,7 @@ pub async fn answer(
             let (title, status) = ledger.feature_title(&key).await?;
             let named = titled(&key, title.as_deref(), status.as_deref());
             let summary = match (&response.understood, &first) {
-                _ if !known => format!("{key} is not in the ledger: no ingested commit names it."),
+                _ if !known => unknown_feature(ledger, &key).await?,
                 (_, None) => format!("{key} has never been deployed to {environment}."),
                 (Some(Question::FeaturePresentNow { .. }), Some(first)) if present_now => {
                     format!("Yes: {named} is in {environment} now (first deployed there {}).", local(first))
@@ -245,7 +254,7 @@ pub async fn answer(
             (summary, Some(Answer::EnvironmentChanges(changes)))
         }
         Question::ResourcesAffected { key } => match ledger.feature_card(&key).await? {
-            None => (format!("{key} is not in the ledger."), None),
+            None => (unknown_feature(ledger, &key).await?, None),
             Some(card) => {
                 let services: Vec<String> = card
                     .resources

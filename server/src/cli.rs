@@ -261,7 +261,7 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
         }
     };
     config::prepare_data_dir(&settings.data_dir)?;
-    let ledger = Ledger::open(&settings.database()).await?;
+    let ledger = Ledger::open(&settings.database()).await?.excluding_not_found(settings.features.exclude_not_found);
     let vocabulary = crate::answer::vocabulary(&ledger, &settings.features.projects, &args.question).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -349,6 +349,10 @@ pub struct FeaturesConfig {
     /// Jira project keys, such as `SHOP`; keys of other projects are ignored.
     #[serde(default)]
     pub projects: Vec<String>,
+    /// Leave keys Jira answers "not found" for (typos, keys of another site) out of
+    /// feature lists, cards and answers. They stay stored, flagged.
+    #[serde(default)]
+    pub exclude_not_found: bool,
 }
 
 impl Default for Settings {

@@ -40,23 +40,73 @@ pub enum JiraError {
 }
 
 /// What the webhook endpoint needs: the secret, the site (for browse URLs) and a way to
-/// ask the refresher for issues a delivery named without their fields.
+/// ask the refresher for issues a delivery named without their fields; and how the
+/// refresher fares, for `/readyz`.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
     pub secret: Option<WebhookSecret>,
     pub base: url::Url,
     pub refresh: Option<mpsc::UnboundedSender<String>>,
+    pub status: Arc<JiraStatus>,
+}
+
+/// The refresher's last outcome, as `/readyz` shows it under `checks.jira`. Jira being
+/// down does not make Landfall unready: it still serves the details it has.
+#[derive(Debug, Default)]
+pub struct JiraStatus(std::sync::Mutex<JiraSnapshot>);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JiraSnapshot {
+    /// `ok`, `degraded` (some batches failed), `failing` (every batch failed),
+    /// `starting` (no refresh yet) or `disabled` (no token).
+    pub state: &'static str,
+    /// Why the last refresh was not complete, or why Jira is disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the last refresh finished, in milliseconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<i64>,
+    pub found: usize,
+    pub not_found: usize,
+    pub failed_batches: usize,
+}
+
+impl JiraStatus {
+    fn new(state: &'static str, error: Option<String>) -> Self {
+        JiraStatus(std::sync::Mutex::new(JiraSnapshot { state, error, ..JiraSnapshot::default() }))
+    }
+
+    pub fn snapshot(&self) -> JiraSnapshot {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn record(&self, report: &RefreshReport) {
+        let state = match (report.failed_batches, report.found + report.not_found) {
+            (0, _) => "ok",
+            (_, 0) => "failing",
+            _ => "degraded",
+        };
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = JiraSnapshot {
+            state,
+            error: report.last_error.clone(),
+            refreshed_at: Some(now_ms()),
+            found: report.found,
+            not_found: report.not_found,
+            failed_batches: report.failed_batches,
+        };
+    }
 }
 
 /// Deliveries are remembered this long for de-duplication.
 const DELIVERY_MEMORY: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// How many keys one refresh found, flagged, or failed on.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// How many keys one refresh found, flagged, or failed on, and the last failure.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RefreshReport {
     pub found: usize,
     pub not_found: usize,
     pub failed_batches: usize,
+    pub last_error: Option<String>,
 }
 
 pub fn now_ms() -> i64 {
@@ -95,6 +145,7 @@ pub async fn refresh(ledger: &Ledger, client: &JiraClient, keys: &[String]) -> R
             Err(error) => {
                 report.failed_batches += 1;
                 tracing::warn!(%error, keys = batch.len(), "cannot refresh features from Jira");
+                report.last_error = Some(error.to_string());
             }
         }
     }
@@ -118,16 +169,24 @@ pub fn start(ledger: &Ledger, config: &JiraConfig) -> (Arc<WebhookSettings>, Opt
         Ok(client) => client,
         Err(error) => {
             tracing::warn!(%error, "Jira details will not be fetched");
-            return (Arc::new(WebhookSettings { secret, base, refresh: None }), None);
+            let status = Arc::new(JiraStatus::new("disabled", Some(error.to_string())));
+            return (Arc::new(WebhookSettings { secret, base, refresh: None, status }), None);
         }
     };
     let (sender, receiver) = mpsc::unbounded_channel();
     let interval = Duration::from_secs(config.refresh_interval_seconds);
-    let task = tokio::spawn(run(ledger.clone(), client, interval, receiver));
-    (Arc::new(WebhookSettings { secret, base, refresh: Some(sender) }), Some(task))
+    let status = Arc::new(JiraStatus::new("starting", None));
+    let task = tokio::spawn(run(ledger.clone(), client, interval, receiver, status.clone()));
+    (Arc::new(WebhookSettings { secret, base, refresh: Some(sender), status }), Some(task))
 }
 
-async fn run(ledger: Ledger, client: JiraClient, every: Duration, mut asked: mpsc::UnboundedReceiver<String>) {
+async fn run(
+    ledger: Ledger,
+    client: JiraClient,
+    every: Duration,
+    mut asked: mpsc::UnboundedReceiver<String>,
+    status: Arc<JiraStatus>,
+) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -142,6 +201,7 @@ async fn run(ledger: Ledger, client: JiraClient, every: Duration, mut asked: mps
                 };
                 let started = std::time::Instant::now();
                 let report = refresh(&ledger, &client, &keys).await;
+                status.record(&report);
                 tracing::info!(
                     keys = keys.len(),
                     found = report.found,

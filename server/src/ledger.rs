@@ -100,6 +100,8 @@ impl BeginWrite for PgPool {
 pub struct Ledger {
     pool: Pool,
     url: DatabaseUrl,
+    /// `[features] exclude_not_found`: keys Jira does not know are left out of reads.
+    exclude_not_found: bool,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -161,7 +163,7 @@ impl Ledger {
                 Pool::Postgres(pool)
             }
         };
-        Ok(Ledger { pool, url: url.clone() })
+        Ok(Ledger { pool, url: url.clone(), exclude_not_found: false })
     }
 
     /// Connects and brings the schema up to date: what `landfall serve` does at start-up.
@@ -169,6 +171,20 @@ impl Ledger {
         let ledger = Ledger::connect(url).await?;
         ledger.migrate().await?;
         Ok(ledger)
+    }
+
+    /// Leaves keys Jira has answered "not found" for out of every feature list, card,
+    /// presence and answer (`[features] exclude_not_found`). What is stored is unchanged,
+    /// so turning it off brings them back.
+    pub fn excluding_not_found(mut self, exclude: bool) -> Ledger {
+        self.exclude_not_found = exclude;
+        self
+    }
+
+    /// A condition to append to a query over `features f` that leaves out the keys this
+    /// ledger hides; empty when it hides none.
+    pub(crate) fn listed_features(&self) -> &'static str {
+        if self.exclude_not_found { " AND NOT f.not_found" } else { "" }
     }
 
     pub async fn migrate(&self) -> Result<(), LedgerError> {

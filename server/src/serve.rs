@@ -18,7 +18,7 @@ pub const LISTENING_BANNER: &str = "Landfall is listening on";
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     config::prepare_data_dir(&settings.data_dir)?;
     let url = settings.database();
-    let ledger = Ledger::open(&url).await?;
+    let ledger = Ledger::open(&url).await?.excluding_not_found(settings.features.exclude_not_found);
     tracing::info!(database = %url, backend = ledger.backend(), "ledger ready");
 
     let listener = TcpListener::bind(settings.listen.0)

@@ -211,12 +211,25 @@ async fn refresh_and_cards(backend: &str, database: TestDatabase) {
         .await;
     let (_, during) = get(&server, "/api/v1/features/SHOP-2").await;
     assert_eq!(during["status"], "In Progress", "{backend}: kept through the outage");
+    let failing = eventually("/readyz to report the outage", || async {
+        let (status, ready) = get(&server, "/readyz").await;
+        (status == 200 && ready["checks"]["jira"]["state"] == "failing").then_some(ready)
+    })
+    .await;
+    assert!(failing["checks"]["jira"]["error"].as_str().unwrap().contains("unavailable"), "{backend}: {failing}");
     jira.clear_faults();
     eventually("the refresh after the outage", || async {
         let (_, card) = get(&server, "/api/v1/features/SHOP-2").await;
         (card["status"] == "Done").then_some(())
     })
     .await;
+    let ready = eventually("/readyz to report the recovery", || async {
+        let (_, ready) = get(&server, "/readyz").await;
+        (ready["checks"]["jira"]["state"] == "ok").then_some(ready)
+    })
+    .await;
+    let jira_check = &ready["checks"]["jira"];
+    assert_eq!((jira_check["found"].as_u64(), jira_check["not_found"].as_u64()), (Some(2), Some(1)), "{backend}");
     drop(server);
     ledger.close().await;
 }
@@ -369,4 +382,62 @@ async fn the_webhook_is_closed_without_a_secret() {
         emulator::send_webhook(&server.url("/api/v1/webhooks/jira"), &body, Signing::Hmac(""), None).await.unwrap();
     assert_eq!(status, 401, "{text}");
     assert!(text.contains("webhook_secret_env"), "{text}");
+}
+
+/// `[features] exclude_not_found`: a key Jira does not know leaves every list and card,
+/// stays stored, and comes back once Jira knows it.
+async fn not_found_keys_left_out(backend: &str, database: TestDatabase) {
+    let ledger = seeded(&database).await;
+    let jira = emulator_with(Flavor::DataCenter, &["SHOP-1", "SHOP-2"]).await;
+    let work = tempfile::tempdir().unwrap();
+    let config = config(work.path(), &jira, "datacenter", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("[features]\n", "[features]\nexclude_not_found = true\n")).unwrap();
+    let server = Server::start_with_env(
+        &["--config", config.to_str().unwrap(), "--database-url", database.url.expose()],
+        &[("TEST_JIRA_TOKEN", TOKEN)],
+    );
+
+    let (status, body) = eventually("SHOP-404 to be left out", || async {
+        let (status, body) = get(&server, "/api/v1/features/SHOP-404").await;
+        (status == 404).then_some((status, body))
+    })
+    .await;
+    assert!(body["error"].as_str().unwrap().contains("exclude_not_found"), "{backend}: {status} {body}");
+    let (_, commit) = get(&server, &format!("/api/v1/commits/shop-api/{}", "a".repeat(40))).await;
+    let listed: Vec<&str> = commit["features"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["SHOP-1", "SHOP-2"], "{backend}: {commit}");
+    let (_, answer) = get(&server, "/api/v1/ask?q=Is%20SHOP-404%20deployed%20in%20production%20now%3F").await;
+    assert!(answer["summary"].as_str().unwrap().contains("left out"), "{backend}: {answer}");
+    let page = reqwest::get(server.url("/features")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("SHOP-1") && !page.contains("SHOP-404"), "{backend}: the feature list");
+    let ready = eventually("/readyz to report the refresh", || async {
+        let (_, ready) = get(&server, "/readyz").await;
+        (ready["checks"]["jira"]["state"] == "ok").then_some(ready)
+    })
+    .await;
+    assert_eq!(ready["checks"]["jira"]["not_found"].as_u64(), Some(1), "{backend}: {ready}");
+    assert!(ledger.feature_exists("SHOP-404").await.unwrap(), "{backend}: still stored");
+
+    // Jira learns the key: the next refresh brings it back.
+    jira.insert_issue(emulator::issue("SHOP-404", "Found after all", "To Do", "new")).unwrap();
+    let card = eventually("SHOP-404 to come back", || async {
+        let (status, card) = get(&server, "/api/v1/features/SHOP-404").await;
+        (status == 200).then_some(card)
+    })
+    .await;
+    assert_eq!(
+        (card["summary"].as_str(), card["not_found"].as_bool()),
+        (Some("Found after all"), Some(false)),
+        "{backend}"
+    );
+    drop(server);
+    ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_jira_does_not_know_can_be_left_out() {
+    for (backend, database) in all_databases().await {
+        not_found_keys_left_out(backend, database).await;
+    }
 }

@@ -169,10 +169,12 @@ async fn feature(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<FeatureCard>, ApiError> {
     let Path(key) = path.map_err(|r| path_error(r, "an issue key such as SHOP-123 is expected"))?;
-    state
-        .ledger
-        .feature_card(&key)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("feature {key} is not in the ledger")))
+    if let Some(card) = state.ledger.feature_card(&key).await? {
+        return Ok(Json(card));
+    }
+    Err(ApiError::NotFound(if state.ledger.feature_excluded(&key).await? {
+        format!("{key} is not a feature: Jira does not know it, and `[features] exclude_not_found` is on")
+    } else {
+        format!("feature {key} is not in the ledger")
+    }))
 }

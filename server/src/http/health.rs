@@ -21,11 +21,16 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = state.ledger.readiness().await;
     let ready = database.is_ready();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    // An Argo CD or cluster that cannot be reached does not make Landfall unready (it
+    // An Argo CD, cluster or Jira that cannot be reached does not make Landfall unready (it
     // still serves its ledger), but the details say so, with the reason.
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
-        "checks": { "database": database, "argocd": state.argocd.snapshot(), "clusters": state.clusters.snapshot() },
+        "checks": {
+            "database": database,
+            "argocd": state.argocd.snapshot(),
+            "clusters": state.clusters.snapshot(),
+            "jira": state.jira.as_ref().map(|jira| jira.status.snapshot()),
+        },
     });
     (status, Json(body))
 }

@@ -240,14 +240,17 @@ impl Ledger {
         }
         let pr_commits = "SELECT c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
                           WHERE r.name = $1 AND c.pull_request_number = $2";
-        let feature_sql = "SELECT f.key, f.summary, f.status FROM features f WHERE f.id IN (
+        let feature_sql = format!(
+            "SELECT f.key, f.summary, f.status FROM features f WHERE f.id IN (
                  SELECT prf.feature_id FROM pull_request_features prf
                  JOIN pull_requests pr ON pr.id = prf.pull_request_id JOIN repositories r ON r.id = pr.repository_id
                  WHERE r.name = $1 AND pr.number = $2
                  UNION
                  SELECT cf.feature_id FROM commit_features cf JOIN commits c ON c.id = cf.commit_id
                  JOIN repositories r ON r.id = c.repository_id WHERE r.name = $1 AND c.pull_request_number = $2)
-             ORDER BY f.key";
+                 {} ORDER BY f.key",
+            self.listed_features()
+        );
         let pipeline_sql = format!(
             "SELECT {PIPELINE_COLUMNS} FROM pipeline_runs p WHERE p.id IN (
                  SELECT p2.id FROM pipeline_runs p2 JOIN repositories r ON r.id = p2.repository_id
@@ -264,7 +267,7 @@ impl Ledger {
         );
         let (features, pipelines, images) = on_pool!(self.pool(), |p| {
             let features: Vec<(String, Option<String>, Option<String>)> =
-                sqlx::query_as(feature_sql).bind(repo).bind(number).fetch_all(p).await?;
+                sqlx::query_as(&feature_sql).bind(repo).bind(number).fetch_all(p).await?;
             let pipelines: Vec<PipelineRow> =
                 sqlx::query_as(&pipeline_sql).bind(repo).bind(number).fetch_all(p).await?;
             let images: Vec<BuildRow> = sqlx::query_as(&build_sql).bind(repo).bind(number).fetch_all(p).await?;
@@ -324,11 +327,12 @@ impl Ledger {
                 }
                 None => None,
             };
-            let features: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            let features: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(&format!(
                 "SELECT f.key, f.summary, f.status FROM features f JOIN commit_features cf ON cf.feature_id = f.id
                  JOIN commits c ON c.id = cf.commit_id JOIN repositories r ON r.id = c.repository_id
-                 WHERE r.name = $1 AND c.sha = $2 ORDER BY f.key",
-            )
+                 WHERE r.name = $1 AND c.sha = $2{} ORDER BY f.key",
+                self.listed_features()
+            ))
             .bind(repo)
             .bind(&sha)
             .fetch_all(p)
@@ -374,10 +378,13 @@ impl Ledger {
     pub async fn feature_card(&self, key: &str) -> Result<Option<FeatureCard>, LedgerError> {
         type Header = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
         let header: Option<Header> = on_pool!(self.pool(), |p| {
-            sqlx::query_as("SELECT summary, status, issue_type, assignee, url FROM features WHERE key = $1")
-                .bind(key)
-                .fetch_optional(p)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT f.summary, f.status, f.issue_type, f.assignee, f.url FROM features f WHERE f.key = $1{}",
+                self.listed_features()
+            ))
+            .bind(key)
+            .fetch_optional(p)
+            .await?
         });
         let Some((summary, status, issue_type, assignee, url)) = header else { return Ok(None) };
         let feature_commits = "SELECT c.sha FROM commits c JOIN commit_features cf ON cf.commit_id = c.id

@@ -121,13 +121,17 @@ impl SourceSet {
 #[derive(Default)]
 pub(super) struct Names {
     features: HashMap<String, FeatureRef>,
+    /// Keys left out because Jira does not know them (`[features] exclude_not_found`).
+    hidden: HashSet<String>,
     pull_requests: HashMap<(String, i64), PullRequestRef>,
 }
 
 impl Names {
-    /// The features in `keys` order; a key the ledger no longer has still shows, unnamed.
+    /// The features in `keys` order; a key the ledger no longer has still shows, unnamed;
+    /// a hidden one does not.
     pub(super) fn features(&self, keys: &[String]) -> Vec<FeatureRef> {
         keys.iter()
+            .filter(|key| !self.hidden.contains(*key))
             .map(|key| {
                 self.features.get(key).cloned().unwrap_or_else(|| FeatureRef {
                     key: key.clone(),
@@ -177,10 +181,11 @@ impl Ledger {
     pub async fn target_commits(&self, target: &Target) -> Result<Vec<(i64, String)>, LedgerError> {
         let rows = on_pool!(self.pool(), |p| match target {
             Target::Feature(key) => {
-                sqlx::query_as(
+                sqlx::query_as(&format!(
                     "SELECT c.repository_id, c.sha FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
-                     JOIN features f ON f.id = cf.feature_id WHERE f.key = $1",
-                )
+                     JOIN features f ON f.id = cf.feature_id WHERE f.key = $1{}",
+                    self.listed_features()
+                ))
                 .bind(key)
                 .fetch_all(p)
                 .await?
@@ -574,15 +579,21 @@ impl Ledger {
     ) -> Result<Names, LedgerError> {
         let mut names = Names::default();
         for chunk in features.chunks(500) {
-            let sql = format!("SELECT key, summary, status FROM features WHERE key IN ({})", id_list(1, chunk.len()));
-            let rows: Vec<(String, Option<String>, Option<String>)> = on_pool!(self.pool(), |p| {
+            let sql = format!(
+                "SELECT key, summary, status, not_found FROM features WHERE key IN ({})",
+                id_list(1, chunk.len())
+            );
+            let rows: Vec<(String, Option<String>, Option<String>, bool)> = on_pool!(self.pool(), |p| {
                 let mut query = sqlx::query_as(&sql);
                 for key in chunk {
                     query = query.bind(key);
                 }
                 query.fetch_all(p).await?
             });
-            for (key, summary, status) in rows {
+            for (key, summary, status, not_found) in rows {
+                if not_found && self.exclude_not_found {
+                    names.hidden.insert(key.clone());
+                }
                 names.features.insert(key.clone(), FeatureRef { key, summary, status });
             }
         }

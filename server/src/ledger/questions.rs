@@ -201,9 +201,19 @@ impl Ledger {
         Ok(row.map(|(id, name)| EnvironmentId { id, name }))
     }
 
-    /// Whether the ledger knows the issue key.
+    /// Whether the ledger knows the issue key, hidden or not.
     pub async fn feature_exists(&self, key: &str) -> Result<bool, LedgerError> {
         let sql = "SELECT COUNT(*) FROM features WHERE key = $1";
+        let count: i64 = on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(key).fetch_one(p).await?);
+        Ok(count > 0)
+    }
+
+    /// Whether the key is in the ledger but left out because Jira does not know it.
+    pub async fn feature_excluded(&self, key: &str) -> Result<bool, LedgerError> {
+        if !self.exclude_not_found {
+            return Ok(false);
+        }
+        let sql = "SELECT COUNT(*) FROM features f WHERE f.key = $1 AND f.not_found";
         let count: i64 = on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(key).fetch_one(p).await?);
         Ok(count > 0)
     }

@@ -125,11 +125,12 @@ impl Ledger {
     }
 
     async fn find_features(&self, pattern: Option<&str>) -> Result<Vec<FeatureSummary>, LedgerError> {
-        let filter = if pattern.is_some() {
-            "WHERE LOWER(f.key) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(f.summary, '')) LIKE $1 ESCAPE '\\'"
+        let matching = if pattern.is_some() {
+            " AND (LOWER(f.key) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(f.summary, '')) LIKE $1 ESCAPE '\\')"
         } else {
             ""
         };
+        let filter = format!("WHERE TRUE{}{matching}", self.listed_features());
         let limit = if pattern.is_some() { SEARCH_LIMIT } else { LIST_LIMIT };
         let sql = format!(
             "SELECT f.key, f.summary, f.status, COUNT(cf.commit_id)
