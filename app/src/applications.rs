@@ -6,16 +6,20 @@ pub mod form;
 use leptos::prelude::*;
 
 use crate::api::{ApplicationSummary, list_applications};
+use crate::live::{LiveBadge, use_live};
 use crate::shared::layout::PageHeader;
 use crate::shared::status::AsyncList;
 use crate::shared::tables::StatusPill;
 
 #[component]
 pub fn ApplicationsPage() -> impl IntoView {
+    // Any application's change can move the list: reload it.
+    let (changes, connection) = use_live(|message| message.is_change());
     view! {
         <section class="page">
             <PageHeader title="Applications" lede="Every Argo CD application Landfall knows, across instances." />
-            <AsyncList fetch=list_applications empty="No applications yet. Connect an Argo CD instance to see them here." render=application_table />
+            <p><LiveBadge connection /></p>
+            <AsyncList fetch=list_applications empty="No applications yet. Connect an Argo CD instance to see them here." render=application_table reload=changes />
         </section>
     }
 }

@@ -11,6 +11,7 @@ pub mod applications;
 mod environments;
 mod features;
 pub mod format;
+pub mod live;
 mod overview;
 mod search;
 mod shared;

@@ -145,9 +145,15 @@ pub struct ArgoCd;
 impl ArgoCd {
     /// Binds `127.0.0.1:0` and serves the emulated API until the [`Handle`] is dropped.
     pub async fn start(options: Options) -> Result<Handle, Error> {
+        ArgoCd::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), options).await
+    }
+
+    /// [`ArgoCd::start`] on a given address, for a demo or a browser test that must know
+    /// the port before it starts.
+    pub async fn start_at(at: SocketAddr, options: Options) -> Result<Handle, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let shared = Arc::new(Shared::new(options, runtime.clone()));
-        let server = server::Server::start(routes::router(shared.clone()), runtime).await?;
+        let server = server::Server::start(routes::router(shared.clone()), runtime, at).await?;
         tracing::debug!(url = %server.url(), "Argo CD emulator listening");
         Ok(Handle { shared, server })
     }

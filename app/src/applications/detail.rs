@@ -6,6 +6,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{ApplicationHistory, HistoryEntry, get_application};
+use crate::live::{Connection, LiveBadge, use_live};
 use crate::shared::status::{ErrorNotice, Loading};
 use crate::shared::tables::StatusPill;
 
@@ -29,13 +30,20 @@ pub fn ApplicationPage() -> impl IntoView {
         let params = params.read();
         (params.get("instance").unwrap_or_default(), params.get("name").unwrap_or_default())
     };
-    let application = Resource::new(key, |(instance, name)| get_application(instance, name));
+    // Status changes and new deployments of this application reload the page's data.
+    let (changes, connection) = use_live(move |message| {
+        let params = params.read_untracked();
+        let (instance, name) = (params.get("instance").unwrap_or_default(), params.get("name").unwrap_or_default());
+        message.is_change() && message.is_about(&instance, &name)
+    });
+    let application =
+        Resource::new(move || (key(), changes.get()), |((instance, name), _)| get_application(instance, name));
     view! {
         <section class="page">
-            <Suspense fallback=Loading>
+            <Transition fallback=Loading>
                 {move || Suspend::new(async move {
                     match application.await {
-                        Ok(Some(app)) => history_view(app).into_any(),
+                        Ok(Some(app)) => history_view(app, connection).into_any(),
                         Ok(None) => view! {
                             <Title text="Application not found" />
                             <h1>"Application not found"</h1>
@@ -45,12 +53,12 @@ pub fn ApplicationPage() -> impl IntoView {
                         Err(error) => view! { <ErrorNotice error /> }.into_any(),
                     }
                 })}
-            </Suspense>
+            </Transition>
         </section>
     }
 }
 
-fn history_view(app: ApplicationHistory) -> impl IntoView {
+fn history_view(app: ApplicationHistory, connection: ReadSignal<Connection>) -> impl IntoView {
     let shown = app.deployments.len() as i64;
     let more = app.deployments_total - shown;
     view! {
@@ -63,7 +71,11 @@ fn history_view(app: ApplicationHistory) -> impl IntoView {
                 {app.automated_sync.then_some(" · automated sync")}
                 {app.deleted_at.clone().map(|at| format!(" · deleted from Argo CD {at}"))}
             </p>
-            <p><StatusPill status=app.sync_status.clone() />" "<StatusPill status=app.health_status.clone() /></p>
+            <p>
+                <span data-testid="sync-status"><StatusPill status=app.sync_status.clone() /></span>" "
+                <span data-testid="health-status"><StatusPill status=app.health_status.clone() /></span>" "
+                <LiveBadge connection />
+            </p>
         </header>
         <h2>"Deployments"</h2>
         {if app.deployments.is_empty() {

@@ -23,8 +23,8 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub async fn start(router: Router, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(Error::Bind)?;
+    pub async fn start(router: Router, runtime: tokio::runtime::Handle, at: SocketAddr) -> Result<Self, Error> {
+        let listener = TcpListener::bind(at).await.map_err(Error::Bind)?;
         let addr = listener.local_addr().map_err(Error::Bind)?;
         let server = Self { listener: Arc::new(listener), addr, router, runtime, task: Mutex::new(None) };
         server.spawn();

@@ -1,0 +1,47 @@
+import { test, expect, hydrated } from "./fixtures";
+import { argocdPort, argocdToken, livePort } from "../playwright.config";
+
+// This Landfall watches the Argo CD emulator; the tests change Argo CD through its own
+// API, as a user of the Argo CD UI or CLI would, and watch the page follow.
+const landfall = `http://127.0.0.1:${livePort}`;
+const argocd = `http://127.0.0.1:${argocdPort}`;
+
+async function syncInArgoCd(request: import("@playwright/test").APIRequestContext, name: string) {
+  const response = await request.post(`${argocd}/api/v1/applications/${name}/sync`, {
+    headers: { Authorization: `Bearer ${argocdToken}`, "Content-Type": "application/json" },
+    data: {},
+  });
+  expect(response.status(), await response.text()).toBe(200);
+}
+
+test("an application's page follows Argo CD without a reload", async ({ page, request }) => {
+  let loads = 0;
+  page.on("load", () => loads++);
+  await page.goto(`${landfall}/applications/main/shop-api`);
+  await hydrated(page);
+  await expect(page.getByTestId("live-status")).toHaveText("Live");
+  await expect(page.getByTestId("sync-status")).toHaveText("OutOfSync");
+  await expect(page.getByText("No deployments recorded yet.")).toBeVisible();
+
+  await syncInArgoCd(request, "shop-api");
+  await expect(page.getByTestId("sync-status")).toHaveText("Synced");
+  const deployments = page.getByRole("table", { name: "Deployments" });
+  await expect(deployments.getByRole("row")).toHaveCount(2);
+  await expect(deployments).toContainText("registry.example/shop-api:1.0.0");
+  expect(loads, "the page never reloaded").toBe(1);
+});
+
+test("the applications list follows Argo CD without a reload", async ({ page, request }) => {
+  let loads = 0;
+  page.on("load", () => loads++);
+  await page.goto(`${landfall}/applications`);
+  await hydrated(page);
+  await expect(page.getByTestId("live-status")).toHaveText("Live");
+  const row = page.getByRole("row").filter({ hasText: "shop-web" });
+  await expect(row).toContainText("OutOfSync");
+
+  await syncInArgoCd(request, "shop-web");
+  await expect(row).toContainText("Synced");
+  await expect(row).not.toContainText("OutOfSync");
+  expect(loads, "the page never reloaded").toBe(1);
+});
