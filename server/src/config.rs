@@ -190,6 +190,10 @@ pub struct JiraConfig {
     /// Seconds between refreshes of every feature's details.
     #[serde(default = "default_jira_refresh_seconds")]
     pub refresh_interval_seconds: u64,
+    /// Data Center / Server: the custom field holding an issue's epic (*Epic Link*, such as
+    /// `customfield_10008`), read when the issue has no `parent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epic_link_field: Option<String>,
 }
 
 fn default_jira_refresh_seconds() -> u64 {
@@ -546,6 +550,13 @@ impl Settings {
             return Err(format!(
                 "setting `jira.refresh_interval_seconds` is {}; at least 5 seconds is accepted",
                 jira.refresh_interval_seconds
+            ));
+        }
+        if let Some(field) = jira.epic_link_field.as_deref().filter(|field| !crate::jira::wire::is_custom_field(field))
+        {
+            return Err(format!(
+                "setting `jira.epic_link_field` is `{field}`; accepted: a custom field id such as customfield_10008 \
+                 (Jira shows it in the field's configuration URL)"
             ));
         }
         Ok(())
@@ -1134,6 +1145,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(settings.jira.unwrap().flavor, JiraFlavor::Datacenter);
+        let settings = write_and_load(
+            "[jira]\nurl = \"https://x\"\nflavor = \"datacenter\"\ntoken_env = \"T\"\nepic_link_field = \"customfield_10008\"\n",
+        )
+        .unwrap();
+        assert_eq!(settings.jira.unwrap().epic_link_field.as_deref(), Some("customfield_10008"));
         let cloud = "[jira]\nflavor = \"cloud\"\nemail = \"bot@acme.com\"\ntoken_env = \"T\"\n";
         let cases = [
             (format!("{cloud}url = \"acme.atlassian.net\"\n"), "jira.url"),
@@ -1154,6 +1170,10 @@ mod tests {
                 "at least 5",
             ),
             ("[jira]\nurl = \"https://x\"\nflavor = \"datacenter\"\ntoken = \"secret\"\n".into(), "unknown setting"),
+            (
+                "[jira]\nurl = \"https://x\"\nflavor = \"datacenter\"\ntoken_env = \"T\"\nepic_link_field = \"Epic Link\"\n".into(),
+                "customfield_10008",
+            ),
         ];
         for (text, expected) in cases {
             let error = write_and_load(&text).unwrap_err().to_string();

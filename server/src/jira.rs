@@ -48,6 +48,8 @@ pub struct WebhookSettings {
     pub base: url::Url,
     pub refresh: Option<mpsc::UnboundedSender<String>>,
     pub status: Arc<JiraStatus>,
+    /// `[jira] epic_link_field`, read from deliveries too.
+    pub epic_link_field: Option<String>,
 }
 
 /// The refresher's last outcome, as `/readyz` shows it under `checks.jira`. Jira being
@@ -117,7 +119,8 @@ pub fn now_ms() -> i64 {
 pub fn client(config: &JiraConfig, token: Option<String>) -> Result<JiraClient, JiraError> {
     let token = token.filter(|t| !t.is_empty()).ok_or_else(|| JiraError::MissingToken(config.token_env.clone()))?;
     let base = url::Url::parse(&config.url).map_err(|error| JiraError::Config(format!("`jira.url`: {error}")))?;
-    JiraClient::new(base, config.flavor, config.email.as_deref(), token)
+    Ok(JiraClient::new(base, config.flavor, config.email.as_deref(), token)?
+        .with_epic_link_field(config.epic_link_field.clone()))
 }
 
 /// Asks Jira about `keys` a batch at a time and stores what it says; a batch that fails
@@ -170,14 +173,16 @@ pub fn start(ledger: &Ledger, config: &JiraConfig) -> (Arc<WebhookSettings>, Opt
         Err(error) => {
             tracing::warn!(%error, "Jira details will not be fetched");
             let status = Arc::new(JiraStatus::new("disabled", Some(error.to_string())));
-            return (Arc::new(WebhookSettings { secret, base, refresh: None, status }), None);
+            let epic_link_field = config.epic_link_field.clone();
+            return (Arc::new(WebhookSettings { secret, base, refresh: None, status, epic_link_field }), None);
         }
     };
     let (sender, receiver) = mpsc::unbounded_channel();
     let interval = Duration::from_secs(config.refresh_interval_seconds);
     let status = Arc::new(JiraStatus::new("starting", None));
     let task = tokio::spawn(run(ledger.clone(), client, interval, receiver, status.clone()));
-    (Arc::new(WebhookSettings { secret, base, refresh: Some(sender), status }), Some(task))
+    let epic_link_field = config.epic_link_field.clone();
+    (Arc::new(WebhookSettings { secret, base, refresh: Some(sender), status, epic_link_field }), Some(task))
 }
 
 async fn run(

@@ -441,3 +441,18 @@ async fn keys_jira_does_not_know_can_be_left_out() {
         not_found_keys_left_out(backend, database).await;
     }
 }
+
+/// Data Center keeps an issue's epic in a custom field: asked for only when configured.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_center_epic_links_come_from_the_configured_field() {
+    let jira = emulator_with(Flavor::DataCenter, &["SHOP-1"]).await;
+    let mut story = emulator::issue("SHOP-7", "Pay by card", "To Do", "new");
+    story["fields"]["customfield_10008"] = json!("SHOP-1");
+    jira.insert_issue(story).unwrap();
+    let plain = client_for(&jira, JiraFlavor::Datacenter, TOKEN).fetch(&keys(&["SHOP-7"])).await.unwrap();
+    assert_eq!(plain.issues[0].parent_key, None, "not asked for, not read");
+    let client =
+        client_for(&jira, JiraFlavor::Datacenter, TOKEN).with_epic_link_field(Some("customfield_10008".into()));
+    let found = client.fetch(&keys(&["SHOP-7"])).await.unwrap();
+    assert_eq!(found.issues[0].parent_key.as_deref(), Some("SHOP-1"));
+}

@@ -117,9 +117,10 @@ pub(super) async fn receive(
         return Err(ApiError::Unauthorized("the webhook signature or secret is not valid"));
     }
 
-    let event = webhook::parse(&body, &settings.base).map_err(|error| match error {
-        PayloadError::NotJson(_) | PayloadError::NotWebhook(_) => ApiError::BadRequest(error.to_string()),
-    })?;
+    let event =
+        webhook::parse(&body, &settings.base, settings.epic_link_field.as_deref()).map_err(|error| match error {
+            PayloadError::NotJson(_) | PayloadError::NotWebhook(_) => ApiError::BadRequest(error.to_string()),
+        })?;
     let (change, timestamp, complete) = match event {
         Event::Ignored(name) => {
             return Ok((StatusCode::ACCEPTED, Json(json!({ "status": "ignored", "event": name }))));

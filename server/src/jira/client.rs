@@ -68,6 +68,7 @@ pub struct JiraClient {
     auth: Auth,
     retry: RetryPolicy,
     page_size: u32,
+    epic_link_field: Option<String>,
 }
 
 impl JiraClient {
@@ -84,7 +85,30 @@ impl JiraClient {
             .user_agent(concat!("landfall/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| JiraError::Config(format!("cannot build the HTTP client: {error}")))?;
-        Ok(JiraClient { http, base, flavor, auth, retry: RetryPolicy::default(), page_size: BATCH as u32 })
+        Ok(JiraClient {
+            http,
+            base,
+            flavor,
+            auth,
+            retry: RetryPolicy::default(),
+            page_size: BATCH as u32,
+            epic_link_field: None,
+        })
+    }
+
+    /// Also asks for, and reads epics from, Data Center's *Epic Link* custom field.
+    pub fn with_epic_link_field(mut self, field: Option<String>) -> Self {
+        self.epic_link_field = field;
+        self
+    }
+
+    /// The fields every search asks for.
+    fn fields(&self) -> Vec<&str> {
+        FIELDS.iter().copied().chain(self.epic_link_field.as_deref()).collect()
+    }
+
+    fn fact(&self, issue: &serde_json::Value) -> Option<IssueFact> {
+        wire::issue_fact_with_epic(issue, &self.base, self.epic_link_field.as_deref())
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -163,12 +187,12 @@ impl JiraClient {
             JiraFlavor::Cloud => {
                 let mut token: Option<String> = None;
                 loop {
-                    let mut body = json!({ "jql": jql, "fields": FIELDS, "maxResults": self.page_size });
+                    let mut body = json!({ "jql": jql, "fields": self.fields(), "maxResults": self.page_size });
                     if let Some(token) = &token {
                         body["nextPageToken"] = json!(token);
                     }
                     let page: JqlPage = self.post(&["rest", "api", "3", "search", "jql"], &body).await?;
-                    issues.extend(page.issues.iter().filter_map(|issue| wire::issue_fact(issue, &self.base)));
+                    issues.extend(page.issues.iter().filter_map(|issue| self.fact(issue)));
                     pages += 1;
                     match page.next_page_token {
                         Some(next) if page.is_last != Some(true) && !page.issues.is_empty() && pages < 1000 => {
@@ -182,10 +206,10 @@ impl JiraClient {
                 let mut start_at = 0i64;
                 loop {
                     let body = json!({
-                        "jql": jql, "fields": FIELDS, "startAt": start_at, "maxResults": self.page_size,
+                        "jql": jql, "fields": self.fields(), "startAt": start_at, "maxResults": self.page_size,
                     });
                     let page: OffsetPage = self.post(&["rest", "api", "2", "search"], &body).await?;
-                    issues.extend(page.issues.iter().filter_map(|issue| wire::issue_fact(issue, &self.base)));
+                    issues.extend(page.issues.iter().filter_map(|issue| self.fact(issue)));
                     warnings.extend(page.warning_messages);
                     start_at = page.start_at + page.issues.len() as i64;
                     pages += 1;

@@ -64,7 +64,7 @@ pub enum PayloadError {
 
 /// Reads a verified body. `complete` says whether the issue came with its fields (Jira
 /// can be told to leave them out), or must be fetched.
-pub fn parse(body: &[u8], base: &url::Url) -> Result<Event, PayloadError> {
+pub fn parse(body: &[u8], base: &url::Url, epic_link_field: Option<&str>) -> Result<Event, PayloadError> {
     let value: Value = serde_json::from_slice(body).map_err(|error| PayloadError::NotJson(error.to_string()))?;
     let event = value
         .get("webhookEvent")
@@ -78,7 +78,7 @@ pub fn parse(body: &[u8], base: &url::Url) -> Result<Event, PayloadError> {
         .and_then(Value::as_i64)
         .ok_or(PayloadError::NotWebhook("an issue event needs a numeric `timestamp`"))?;
     let issue = value.get("issue").ok_or(PayloadError::NotWebhook("an issue event needs an `issue`"))?;
-    let fact: IssueFact = super::wire::issue_fact(issue, base)
+    let fact: IssueFact = super::wire::issue_fact_with_epic(issue, base, epic_link_field)
         .ok_or(PayloadError::NotWebhook("`issue.key` is missing or is not an issue key such as SHOP-12"))?;
     if event == "jira:issue_deleted" {
         return Ok(Event::Issue { change: IssueChange::Deleted { key: fact.key }, timestamp, complete: true });
@@ -117,18 +117,18 @@ mod tests {
 
     #[test]
     fn fixture_deliveries_are_read() {
-        let event = parse(&fixture("webhook.jira-issue_updated.status-changed.server.json"), &base()).unwrap();
+        let event = parse(&fixture("webhook.jira-issue_updated.status-changed.server.json"), &base(), None).unwrap();
         let Event::Issue { change: IssueChange::Upsert(fact), timestamp, complete } = event else {
             panic!("{event:?}")
         };
         assert_eq!((fact.key.as_str(), fact.status.as_deref()), ("TEST-11", Some("Done")));
         assert_eq!(timestamp, 1_452_812_797_049);
         assert!(complete);
-        let event = parse(&fixture("webhook.jira-issue_updated.fields-changed.server.json"), &base()).unwrap();
+        let event = parse(&fixture("webhook.jira-issue_updated.fields-changed.server.json"), &base(), None).unwrap();
         assert!(
             matches!(event, Event::Issue { change: IssueChange::Upsert(ref f), .. } if f.summary.as_deref() == Some("summary updated"))
         );
-        let event = parse(&fixture("webhook.comment_created.cloud.json"), &base()).unwrap();
+        let event = parse(&fixture("webhook.comment_created.cloud.json"), &base(), None).unwrap();
         assert_eq!(event, Event::Ignored("comment_created".into()));
     }
 
@@ -136,14 +136,14 @@ mod tests {
     fn deletions_and_bad_bodies() {
         let deleted = br#"{"timestamp": 5, "webhookEvent": "jira:issue_deleted", "issue": {"key": "SHOP-3"}}"#;
         assert_eq!(
-            parse(deleted, &base()).unwrap(),
+            parse(deleted, &base(), None).unwrap(),
             Event::Issue { change: IssueChange::Deleted { key: "SHOP-3".into() }, timestamp: 5, complete: true }
         );
         let bare = br#"{"timestamp": 5, "webhookEvent": "jira:issue_created", "issue": {"key": "SHOP-3"}}"#;
-        assert!(matches!(parse(bare, &base()).unwrap(), Event::Issue { complete: false, .. }));
-        assert!(matches!(parse(b"{not json", &base()), Err(PayloadError::NotJson(_))));
-        assert!(matches!(parse(b"[]", &base()), Err(PayloadError::NotWebhook(_))));
+        assert!(matches!(parse(bare, &base(), None).unwrap(), Event::Issue { complete: false, .. }));
+        assert!(matches!(parse(b"{not json", &base(), None), Err(PayloadError::NotJson(_))));
+        assert!(matches!(parse(b"[]", &base(), None), Err(PayloadError::NotWebhook(_))));
         let bad_key = br#"{"timestamp": 5, "webhookEvent": "jira:issue_updated", "issue": {"key": "x'y"}}"#;
-        assert!(matches!(parse(bad_key, &base()), Err(PayloadError::NotWebhook(_))));
+        assert!(matches!(parse(bad_key, &base(), None), Err(PayloadError::NotWebhook(_))));
     }
 }

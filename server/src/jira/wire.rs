@@ -118,6 +118,24 @@ pub fn browse_url(base: &url::Url, key: &str) -> Option<String> {
     Some(url.to_string())
 }
 
+/// Whether `field` names a Jira custom field: `customfield_` and digits.
+pub fn is_custom_field(field: &str) -> bool {
+    field.strip_prefix("customfield_").is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// [`issue_fact`], with the epic read from Data Center's *Epic Link* custom field when
+/// the issue has no `parent` (Cloud reports epics as parents).
+pub fn issue_fact_with_epic(issue: &Value, base: &url::Url, epic_link_field: Option<&str>) -> Option<IssueFact> {
+    let mut fact = issue_fact(issue, base)?;
+    if fact.parent_key.is_none() {
+        fact.parent_key = epic_link_field
+            .and_then(|field| issue.get("fields")?.get(field)?.as_str())
+            .filter(|key| is_issue_key(key))
+            .map(str::to_string);
+    }
+    Some(fact)
+}
+
 /// An issue object (from a search, `GET issue`, or a webhook's `issue`) as a fact.
 pub fn issue_fact(issue: &Value, base: &url::Url) -> Option<IssueFact> {
     let key = issue.get("key")?.as_str()?;
@@ -293,6 +311,25 @@ mod tests {
             assert!(!is_issue_key(bad), "{bad}");
         }
         assert!(issue_fact(&serde_json::json!({"key": "x) OR (1"}), &base("https://a.b")).is_none());
+    }
+
+    #[test]
+    fn data_center_epic_links_are_read_when_configured() {
+        let site = base("https://jira.example.com");
+        let story = serde_json::json!({"key": "SHOP-7", "fields": {"summary": "Pay", "customfield_10008": "SHOP-1"}});
+        assert_eq!(issue_fact_with_epic(&story, &site, None).unwrap().parent_key, None);
+        let fact = issue_fact_with_epic(&story, &site, Some("customfield_10008")).unwrap();
+        assert_eq!(fact.parent_key.as_deref(), Some("SHOP-1"));
+        // A parent wins; a value that is not a key is ignored.
+        let sub = serde_json::json!({"key": "SHOP-8", "fields": {"parent": {"key": "SHOP-7"}, "customfield_10008": "SHOP-1"}});
+        assert_eq!(
+            issue_fact_with_epic(&sub, &site, Some("customfield_10008")).unwrap().parent_key.as_deref(),
+            Some("SHOP-7")
+        );
+        let odd = serde_json::json!({"key": "SHOP-9", "fields": {"customfield_10008": "not a key"}});
+        assert_eq!(issue_fact_with_epic(&odd, &site, Some("customfield_10008")).unwrap().parent_key, None);
+        assert!(is_custom_field("customfield_10008"));
+        assert!(!is_custom_field("customfield_") && !is_custom_field("summary") && !is_custom_field("customfield_1x"));
         assert_eq!(browse_url(&base("https://a.b/jira/"), "SHOP-1").as_deref(), Some("https://a.b/jira/browse/SHOP-1"));
         assert_eq!(browse_url(&base("https://a.b"), "SHOP-1/../x"), None);
     }
