@@ -152,6 +152,20 @@ pub struct HistoryEntry {
     pub features_left: Vec<String>,
 }
 
+/// How one configured source (an Argo CD instance, a cluster, Jira) is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// `Argo CD`, `Cluster` or `Jira`.
+    pub kind: String,
+    pub name: String,
+    /// Working as it should.
+    pub ok: bool,
+    /// A short state: `Connected`, `Connecting`, `Failing`, …
+    pub state: String,
+    /// The last error, as the source reported it.
+    pub error: Option<String>,
+}
+
 /// The longest search query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
 
@@ -167,6 +181,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn features(&self) -> Result<Vec<FeatureSummary>, AppError>;
     async fn search(&self, query: &str) -> Result<SearchResults, AppError>;
     async fn application(&self, instance: &str, name: &str) -> Result<Option<ApplicationHistory>, AppError>;
+    /// The configured sources and how they are doing; empty when none is configured.
+    async fn connections(&self) -> Vec<SourceStatus>;
 }
 
 #[cfg(feature = "ssr")]
@@ -208,6 +224,11 @@ pub async fn search(query: String) -> Result<SearchResults, AppError> {
 #[server(prefix = "/api/fn", endpoint = "application")]
 pub async fn get_application(instance: String, name: String) -> Result<Option<ApplicationHistory>, AppError> {
     backend()?.application(&instance, &name).await
+}
+
+#[server(prefix = "/api/fn", endpoint = "connections")]
+pub async fn list_connections() -> Result<Vec<SourceStatus>, AppError> {
+    Ok(backend()?.connections().await)
 }
 
 /// Trims a search query and checks it against what the search accepts.

@@ -5,7 +5,7 @@ mod setup_guide;
 
 use leptos::prelude::*;
 
-use crate::api::{Overview, get_overview};
+use crate::api::{Overview, SourceStatus, get_overview, list_connections};
 use crate::shared::layout::PageHeader;
 use crate::shared::status::{ErrorNotice, Loading};
 use crate::shared::tables::{StatusPill, Time};
@@ -20,6 +20,7 @@ pub fn OverviewPage() -> impl IntoView {
                 title="Overview"
                 lede="What shipped where, as features and pull requests rather than git hashes."
             />
+            <Connections />
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     match overview.await {
@@ -29,6 +30,50 @@ pub fn OverviewPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
+        </section>
+    }
+}
+
+/// Each configured source with its state, so that a refused token or an unreachable
+/// Argo CD is seen here and not only in `/readyz`. Nothing while none is configured.
+#[component]
+fn Connections() -> impl IntoView {
+    let connections = Resource::new(|| (), |_| list_connections());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match connections.await {
+                    Ok(list) if list.is_empty() => ().into_any(),
+                    Ok(list) => connection_list(list).into_any(),
+                    Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn connection_list(list: Vec<SourceStatus>) -> impl IntoView {
+    let failing = list.iter().filter(|source| !source.ok).count();
+    view! {
+        <section class="connections" aria-label="Connections">
+            {(failing > 0).then(|| view! {
+                <div class="notice notice-error" role="alert">
+                    {format!("{failing} of {} connections {} not working: Landfall shows what it recorded before.",
+                        list.len(), if failing == 1 { "is" } else { "are" })}
+                </div>
+            })}
+            <ul class="connection-list">
+                {list.into_iter().map(|source| {
+                    let tone = if source.ok { "pill pill-good" } else { "pill pill-bad" };
+                    view! {
+                        <li class="connection" data-testid="connection">
+                            <span class="strong">{format!("{} {}", source.kind, source.name)}</span>" "
+                            <span class=tone>{source.state}</span>
+                            {source.error.map(|error| view! { <span class="muted">{format!(" {error}")}</span> })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
         </section>
     }
 }

@@ -45,3 +45,11 @@ test("the applications list follows Argo CD without a reload", async ({ page, re
   await expect(row).not.toContainText("OutOfSync");
   expect(loads, "the page never reloaded").toBe(1);
 });
+
+test("the overview lists the Argo CD instance as connected", async ({ page }) => {
+  await page.goto(`${landfall}/`);
+  await hydrated(page);
+  const connection = page.getByTestId("connection").filter({ hasText: "Argo CD main" });
+  await expect(connection).toContainText("Connected");
+  await expect(page.getByRole("alert")).toHaveCount(0);
+});

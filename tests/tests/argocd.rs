@@ -289,3 +289,46 @@ async fn argocd_watch_keeps_the_ledger_current() {
         watch(backend, database).await;
     }
 }
+
+/// A refused token is not only in the log: `/readyz` and the overview page say which
+/// instance fails and why, while the healthy one shows connected.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_token_is_shown_on_the_overview() {
+    let good =
+        ArgoCd::start(Options { tokens: vec![(TOKEN.into(), "admin".into())], ..Options::default() }).await.unwrap();
+    let refusing =
+        ArgoCd::start(Options { tokens: vec![(TOKEN.into(), "admin".into())], ..Options::default() }).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("landfall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[argocd]]\nname = \"main\"\nurl = \"{}\"\ntoken_env = \"ARGOCD_GOOD\"\n\n\
+             [[argocd]]\nname = \"backup\"\nurl = \"{}\"\ntoken_env = \"ARGOCD_EXPIRED\"\n",
+            good.url(),
+            refusing.url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with_env(
+        &["--config", config.to_str().unwrap()],
+        &[("ARGOCD_GOOD", TOKEN), ("ARGOCD_EXPIRED", "expired.token.value")],
+    );
+    let failing = eventually("the refused instance's error", || async {
+        let ready: Value = reqwest::get(server.url("/readyz")).await.unwrap().json().await.unwrap();
+        let instances = ready["checks"]["argocd"].as_array().cloned().unwrap_or_default();
+        let main_up = instances.iter().any(|i| i["name"] == "main" && i["connected"] == true);
+        let backup = instances.iter().find(|i| i["name"] == "backup" && i["error"].is_string()).cloned();
+        backup.filter(|_| main_up)
+    })
+    .await;
+    let error = failing["error"].as_str().unwrap().to_string();
+    assert!(!error.contains("expired.token.value"), "the token never shows: {error}");
+
+    let page = reqwest::get(server.url("/")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("1 of 2 connections is not working"), "{page}");
+    assert!(page.contains("Argo CD backup") && page.contains("Failing"), "{page}");
+    assert!(page.contains("Argo CD main") && page.contains("Connected"), "{page}");
+    let escaped = error.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    assert!(page.contains(&error) || page.contains(&escaped), "the reason is shown: {error}");
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use landfall_app::api::{
     AppError, ApplicationHistory, ApplicationSummary, Backend, DeploymentSummary, EnvironmentSummary, FeatureSummary,
-    HistoryEntry, Overview, QuestionAnswer, SearchResults,
+    HistoryEntry, Overview, QuestionAnswer, SearchResults, SourceStatus,
 };
 use landfall_app::{App, shell};
 use leptos::prelude::provide_context;
@@ -16,7 +16,12 @@ use super::AppState;
 use crate::ledger::{Ledger, LedgerError};
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let backend: Arc<dyn Backend> = Arc::new(LedgerBackend(state.ledger.clone(), state.projects.clone()));
+    let sources = Sources {
+        argocd: state.argocd.clone(),
+        clusters: state.clusters.clone(),
+        jira: state.jira.as_ref().map(|jira| jira.status.clone()),
+    };
+    let backend: Arc<dyn Backend> = Arc::new(LedgerBackend(state.ledger.clone(), state.projects.clone(), sources));
     let options = state.leptos.clone();
     let routes = generate_route_list(App);
     Router::new()
@@ -29,8 +34,54 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
 }
 
-/// The ledger, and the configured feature projects questions may name.
-struct LedgerBackend(Ledger, Arc<[String]>);
+/// The ledger, the configured feature projects questions may name, and the sources'
+/// statuses.
+struct LedgerBackend(Ledger, Arc<[String]>, Sources);
+
+/// Where the watches, cluster readers and the Jira refresher report how they fare.
+struct Sources {
+    argocd: crate::argocd::watch::WatchStatus,
+    clusters: crate::cluster::ClusterStatuses,
+    jira: Option<Arc<crate::jira::JiraStatus>>,
+}
+
+impl Sources {
+    fn statuses(&self) -> Vec<SourceStatus> {
+        let argocd = self.argocd.snapshot().into_iter().map(|instance| {
+            let state = match (instance.connected, &instance.error) {
+                (true, _) => "Connected",
+                (false, None) => "Connecting",
+                (false, Some(_)) => "Failing",
+            };
+            SourceStatus {
+                kind: "Argo CD".into(),
+                name: instance.name,
+                ok: instance.connected,
+                state: state.into(),
+                error: instance.error,
+            }
+        });
+        let clusters = self.clusters.snapshot().into_iter().map(|cluster| SourceStatus {
+            kind: "Cluster".into(),
+            name: cluster.name,
+            ok: cluster.reachable,
+            state: if cluster.reachable { "Reachable" } else { "Unreachable" }.into(),
+            error: cluster.error,
+        });
+        let jira = self.jira.iter().map(|status| {
+            let snapshot = status.snapshot();
+            let (ok, state) = match snapshot.state {
+                "ok" => (true, "Connected"),
+                "starting" => (true, "Connecting"),
+                "degraded" => (false, "Degraded"),
+                "disabled" => (false, "Disabled"),
+                _ => (false, "Failing"),
+            };
+            SourceStatus { kind: "Jira".into(), name: "site".into(), ok, state: state.into(), error: snapshot.error }
+        });
+        argocd.chain(clusters).chain(jira).collect()
+    }
+}
 
 /// The page gets a clean message; the log gets the detail.
 fn unavailable(error: LedgerError) -> AppError {
@@ -63,6 +114,10 @@ impl Backend for LedgerBackend {
 
     async fn features(&self) -> Result<Vec<FeatureSummary>, AppError> {
         self.0.features().await.map_err(unavailable)
+    }
+
+    async fn connections(&self) -> Vec<SourceStatus> {
+        self.2.statuses()
     }
 
     async fn application(&self, instance: &str, name: &str) -> Result<Option<ApplicationHistory>, AppError> {
