@@ -19,7 +19,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let sources = Sources {
         argocd: state.argocd.clone(),
         clusters: state.clusters.clone(),
-        jira: state.jira.as_ref().map(|jira| jira.status.clone()),
+        jira: state.jira.as_ref().map(|jira| (jira.base.host_str().unwrap_or("site").to_string(), jira.status.clone())),
     };
     let backend: Arc<dyn Backend> = Arc::new(LedgerBackend(state.ledger.clone(), state.projects.clone(), sources));
     let options = state.leptos.clone();
@@ -42,7 +42,8 @@ struct LedgerBackend(Ledger, Arc<[String]>, Sources);
 struct Sources {
     argocd: crate::argocd::watch::WatchStatus,
     clusters: crate::cluster::ClusterStatuses,
-    jira: Option<Arc<crate::jira::JiraStatus>>,
+    /// The Jira site's host, and the refresher's status.
+    jira: Option<(String, Arc<crate::jira::JiraStatus>)>,
 }
 
 impl Sources {
@@ -68,7 +69,7 @@ impl Sources {
             state: if cluster.reachable { "Reachable" } else { "Unreachable" }.into(),
             error: cluster.error,
         });
-        let jira = self.jira.iter().map(|status| {
+        let jira = self.jira.iter().map(|(site, status)| {
             let snapshot = status.snapshot();
             let (ok, state) = match snapshot.state {
                 "ok" => (true, "Connected"),
@@ -77,7 +78,7 @@ impl Sources {
                 "disabled" => (false, "Disabled"),
                 _ => (false, "Failing"),
             };
-            SourceStatus { kind: "Jira".into(), name: "site".into(), ok, state: state.into(), error: snapshot.error }
+            SourceStatus { kind: "Jira".into(), name: site.clone(), ok, state: state.into(), error: snapshot.error }
         });
         argocd.chain(clusters).chain(jira).collect()
     }

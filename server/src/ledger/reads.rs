@@ -29,16 +29,19 @@ fn application(
 
 impl Ledger {
     pub async fn counts(&self) -> Result<LedgerCounts, LedgerError> {
-        let sql = "SELECT
+        let sql = format!(
+            "SELECT
                 (SELECT COUNT(*) FROM environments),
                 (SELECT COUNT(*) FROM applications WHERE deleted_at IS NULL),
                 (SELECT COUNT(*) FROM deployments),
                 (SELECT COUNT(*) FROM commits),
                 (SELECT COUNT(*) FROM pull_requests),
-                (SELECT COUNT(*) FROM features),
-                (SELECT COUNT(*) FROM pipeline_runs)";
+                (SELECT COUNT(*) FROM features f WHERE TRUE{}),
+                (SELECT COUNT(*) FROM pipeline_runs)",
+            self.listed_features()
+        );
         let row: (i64, i64, i64, i64, i64, i64, i64) =
-            on_pool!(self.pool(), |p| sqlx::query_as(sql).fetch_one(p).await?);
+            on_pool!(self.pool(), |p| sqlx::query_as(&sql).fetch_one(p).await?);
         let (environments, applications, deployments, commits, pull_requests, features, pipeline_runs) = row;
         Ok(LedgerCounts { environments, applications, deployments, commits, pull_requests, features, pipeline_runs })
     }
