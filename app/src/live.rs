@@ -1,9 +1,10 @@
 //! Live updates in the browser. A page that shows Argo CD state calls [`use_live`]: while
 //! it is on screen, the browser follows the server's `/api/v1/live` websocket, and each
-//! event that concerns the page bumps a version the page keys its data on, so the data
-//! reloads through the same server function that first drew it. After a break the
-//! socket reconnects from the last cursor it received (the server replays what was
-//! missed) or, when the server says `reset`, the page simply reloads its data.
+//! burst of events that concerns the page (events within 300 ms count as one) bumps a
+//! version the page keys its data on, so the data reloads through the same server
+//! function that first drew it. After a break the socket reconnects from the last
+//! cursor it received (the server replays what was missed) or, when the server says
+//! `reset`, the page simply reloads its data.
 
 use leptos::prelude::*;
 use serde::Deserialize;
@@ -81,6 +82,8 @@ pub fn LiveBadge(connection: ReadSignal<Connection>) -> impl IntoView {
 
 #[cfg(feature = "hydrate")]
 mod browser {
+    use std::cell::Cell;
+    use std::rc::Rc;
     use std::time::Duration;
 
     use futures_util::StreamExt;
@@ -91,6 +94,32 @@ mod browser {
     use super::{Connection, LiveMessage};
 
     const FIRST_RETRY: Duration = Duration::from_millis(500);
+    /// Events this close together cause one reload: a busy Argo CD must not make every
+    /// open list page fetch itself again for each event.
+    const COALESCE: Duration = Duration::from_millis(300);
+
+    /// Bumps the page's version once for a burst of events.
+    struct Reload {
+        version: WriteSignal<u64>,
+        pending: Rc<Cell<bool>>,
+    }
+
+    impl Reload {
+        fn request(&self) {
+            if self.pending.replace(true) {
+                return;
+            }
+            let (version, pending) = (self.version, self.pending.clone());
+            set_timeout(
+                move || {
+                    pending.set(false);
+                    // The page may have gone meanwhile.
+                    let _ = version.try_update(|v| *v += 1);
+                },
+                COALESCE,
+            );
+        }
+    }
     const LAST_RETRY: Duration = Duration::from_secs(10);
 
     fn live_url(cursor: Option<&str>) -> Option<String> {
@@ -121,6 +150,7 @@ mod browser {
         version: WriteSignal<u64>,
         connection: WriteSignal<Connection>,
     ) {
+        let reload = Reload { version, pending: Rc::new(Cell::new(false)) };
         let mut cursor: Option<String> = None;
         let mut retry = FIRST_RETRY;
         loop {
@@ -140,8 +170,8 @@ mod browser {
                             connection.set(Connection::Live);
                             retry = FIRST_RETRY;
                         }
-                        "reset" => version.update(|v| *v += 1),
-                        _ if relevant(&message) => version.update(|v| *v += 1),
+                        "reset" => reload.request(),
+                        _ if relevant(&message) => reload.request(),
                         _ => {}
                     }
                 }
