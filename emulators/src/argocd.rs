@@ -139,6 +139,20 @@ pub enum Fault {
     StreamError { grpc_code: i32, message: String },
 }
 
+/// A minimal Application as a user would create it: `name` in namespace `argocd`, labelled
+/// `env: <env>`, one Git source at `apps/<name>`, deployed to the namespace `name`, no
+/// automated sync. Tests and the demo adjust what they need.
+pub fn example_application(name: &str, env: &str) -> Value {
+    serde_json::json!({
+        "metadata": {"name": name, "namespace": "argocd", "labels": {"env": env}},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": "https://git.example/acme/gitops.git", "path": format!("apps/{name}"), "targetRevision": "main"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": name}
+        }
+    })
+}
+
 /// Entry point: `ArgoCd::start(Options::default()).await?`.
 pub struct ArgoCd;
 

@@ -199,3 +199,16 @@ pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &st
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The Overview page's data, read through its server function as the browser does.
+pub async fn overview(server: &Server) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(server.url("/api/fn/overview"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .expect("the overview server function answers")
+        .json()
+        .await
+        .expect("the overview is JSON")
+}

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use landfall_emulators::argocd::{ArgoCd, Fault, Handle, Options};
+use landfall_emulators::argocd::{ArgoCd, Fault, Handle, Options, example_application};
 use landfall_server::ledger::Ledger;
 use landfall_server::ledger::application_views::{ApplicationDetail, DeploymentView, Lookup};
 use landfall_tests::{Server, TestDatabase};
@@ -59,16 +59,10 @@ const KINDS: [Kind; 7] =
     [Kind::Cut, Kind::Restart, Kind::Fail, Kind::Slow, Kind::Expire, Kind::StreamError, Kind::Unauthenticated];
 
 fn application(name: &str, history_limit: i64) -> Value {
-    json!({
-        "metadata": {"name": name, "namespace": "argocd", "labels": {"env": "prod"}},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": "https://git.example/acme/gitops.git", "path": format!("apps/{name}"), "targetRevision": "main"},
-            "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
-            "syncPolicy": {"automated": {"prune": true}},
-            "revisionHistoryLimit": history_limit
-        }
-    })
+    let mut app = example_application(name, "prod");
+    app["spec"]["syncPolicy"] = json!({"automated": {"prune": true}});
+    app["spec"]["revisionHistoryLimit"] = json!(history_limit);
+    app
 }
 
 /// Syncs `name` to a new revision whose image carries the revision's number.

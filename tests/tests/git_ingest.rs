@@ -234,18 +234,9 @@ async fn serve_syncs_repositories_in_the_background() {
     )
     .unwrap();
     let server = landfall_tests::Server::start(&["--config", config_file.to_str().unwrap()]);
-    let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let overview: serde_json::Value = client
-            .post(server.url("/api/fn/overview"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let overview = landfall_tests::overview(&server).await;
         if overview["counts"]["commits"] == 6 {
             assert_eq!(overview["counts"]["features"], 4, "{overview}");
             break;

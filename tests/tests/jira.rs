@@ -411,15 +411,7 @@ async fn not_found_keys_left_out(backend: &str, database: TestDatabase) {
     assert!(answer["summary"].as_str().unwrap().contains("left out"), "{backend}: {answer}");
     let page = reqwest::get(server.url("/features")).await.unwrap().text().await.unwrap();
     assert!(page.contains("SHOP-1") && !page.contains("SHOP-404"), "{backend}: the feature list");
-    let overview: Value = reqwest::Client::new()
-        .post(server.url("/api/fn/overview"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let overview = landfall_tests::overview(&server).await;
     assert_eq!(overview["counts"]["features"], 2, "{backend}: the overview counts {overview}");
     let ready = eventually("/readyz to report the refresh", || async {
         let (_, ready) = get(&server, "/readyz").await;

@@ -32,8 +32,7 @@ pub fn ApplicationPage() -> impl IntoView {
     };
     // Status changes and new deployments of this application reload the page's data.
     let (changes, connection) = use_live(move |message| {
-        let params = params.read_untracked();
-        let (instance, name) = (params.get("instance").unwrap_or_default(), params.get("name").unwrap_or_default());
+        let (instance, name) = untrack(key);
         message.is_change() && message.is_about(&instance, &name)
     });
     let application =

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use landfall_emulators::argocd::{ArgoCd, Options};
+use landfall_emulators::argocd::{ArgoCd, Options, example_application};
 use serde_json::json;
 
 const USAGE: &str = "usage: argocd-emulator --listen HOST:PORT --token HEADER.PAYLOAD.SIGNATURE";
@@ -32,15 +32,9 @@ fn arguments() -> Result<(SocketAddr, String), String> {
 }
 
 fn application(name: &str, env: &str) -> serde_json::Value {
-    json!({
-        "metadata": {"name": name, "namespace": "argocd", "labels": {"env": env}},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": "https://git.example/acme/gitops.git", "path": format!("apps/{name}"), "targetRevision": "main"},
-            "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
-            "syncPolicy": {"syncOptions": ["CreateNamespace=true"]}
-        }
-    })
+    let mut app = example_application(name, env);
+    app["spec"]["syncPolicy"] = json!({"syncOptions": ["CreateNamespace=true"]});
+    app
 }
 
 #[tokio::main(flavor = "current_thread")]
