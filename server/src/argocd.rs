@@ -201,6 +201,7 @@ pub fn application_fact(
         health_status: app.status.health.status.clone(),
         automated_sync: app.spec.automated_sync(),
         observed_at,
+        uid: Some(app.metadata.uid.clone()).filter(|uid| !uid.is_empty()),
     }
 }
 

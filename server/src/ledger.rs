@@ -18,6 +18,7 @@ pub mod jira;
 pub mod presence;
 pub mod questions;
 mod reads;
+mod rebuild;
 mod repositories;
 
 use std::str::FromStr;
@@ -193,7 +194,12 @@ impl Ledger {
             reason: error.to_string(),
         };
         match &self.pool {
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await.map_err(failed),
+            Pool::Sqlite(pool) => {
+                SQLITE_MIGRATIONS.run(pool).await.map_err(failed)?;
+                rebuild::drop_old_deployment_key(pool)
+                    .await
+                    .map_err(|error| LedgerError::Migration { url: self.url.redacted(), reason: error.to_string() })
+            }
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await.map_err(failed),
         }
     }

@@ -278,6 +278,45 @@ match = {{ labels = {{ env = "prod" }} }}
     assert_eq!(latest["images"], json!(["ghcr.io/acme/shop:3"]), "{backend}: {latest}");
     assert_eq!(latest["changes"]["images"][0]["previous_tag"], "2", "{backend}: {latest}");
     assert_eq!(latest["initiated_by"], "automated", "{backend}");
+
+    // shop-api-prod is deleted and created again under its name through Argo CD's API: a
+    // new uid, and history ids from 0 again. The first life's deployments stay.
+    main.remove_application("shop-api-prod").unwrap();
+    eventually("shop-api-prod's deletion", || async {
+        let live = ledger.live_applications("main").await.unwrap();
+        (!live.iter().any(|(_, name)| name == "shop-api-prod")).then_some(())
+    })
+    .await;
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/v1/applications", main.url()))
+        .bearer_auth(TOKEN)
+        .json(&crate::shop("shop-api-prod", "prod", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200, "{backend}: {}", created.text().await.unwrap());
+    main.set_images_for_revision("v4", ["ghcr.io/acme/shop:4"]);
+    main.push_revision("shop-api-prod", "v4").unwrap();
+    let again = eventually("the second life's deployment", || async {
+        let (_, again) = get("/api/v1/applications/main/shop-api-prod").await;
+        (again["deployments"][0]["revision"] == "v4").then_some(again)
+    })
+    .await;
+    let lives: Vec<(i64, i64, &str)> = again["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (d["incarnation"].as_i64().unwrap(), d["history_id"].as_i64().unwrap(), d["revision"].as_str().unwrap())
+        })
+        .collect();
+    let (second, first) = lives.split_at(lives.len() - 2);
+    assert_eq!(first, [(0, 1, "v3"), (0, 0, "v2")], "{backend}: the first life is kept: {lives:?}");
+    assert!(second.iter().all(|(life, ..)| *life == 1), "{backend}: {lives:?}");
+    assert_eq!(second.last().map(|(_, id, _)| *id), Some(0), "{backend}: counted from 0 again: {lives:?}");
+    assert!(again["deleted_at"].is_null(), "{backend}");
+    let current = ledger.recorded_deployments("main", "argocd", "shop-api-prod").await.unwrap();
+    assert_eq!(current.len(), second.len(), "{backend}: the watch compares with the second life only");
     ledger.close().await;
     drop(server);
     drop::<Handle>(main);

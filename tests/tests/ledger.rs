@@ -310,3 +310,149 @@ async fn sqlite_ledgers_use_write_ahead_logging_and_survive_reopening() {
     let reopened = Ledger::open(&database.url).await.unwrap();
     assert_eq!(reopened.counts().await.unwrap().environments, 1);
 }
+
+/// An application deleted in Argo CD and created again under its old name starts its
+/// history ids at 0 again; its new deployments are kept beside the old ones, never over
+/// them, and the watch's view of what is recorded covers only the new life.
+#[tokio::test]
+async fn a_recreated_application_keeps_its_old_history_on_every_backend() {
+    for (backend, database) in all_databases().await {
+        let ledger = Ledger::open(&database.url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        let env = EnvironmentFact { name: "production".into(), rank: 40, match_rules: serde_json::json!({}) };
+        ledger.upsert_environment(&env).await.unwrap();
+        let first_life =
+            ApplicationFact { uid: Some("uid-1".into()), ..application("shop-prod", "production", "Synced", 1) };
+        ledger.upsert_application(&first_life).await.unwrap();
+        let shop = |tag: &str| format!("ghcr.io/acme/shop:{tag}");
+        ledger.record_deployment(&deployment("shop-prod", 0, "r1", &[], &[&shop("1")], 100_000)).await.unwrap();
+        ledger.record_deployment(&deployment("shop-prod", 1, "r2", &[], &[&shop("2")], 200_000)).await.unwrap();
+        assert!(ledger.mark_application_deleted("main", "argocd", "shop-prod", 300_000).await.unwrap());
+
+        let second_life =
+            ApplicationFact { uid: Some("uid-2".into()), ..application("shop-prod", "production", "Synced", 400_000) };
+        ledger.upsert_application(&second_life).await.unwrap();
+        let again = deployment("shop-prod", 0, "r3", &[], &[&shop("3")], 500_000);
+        ledger.record_deployment(&again).await.unwrap();
+        // The watch relists: the same uid is the same life, the same entry the same row.
+        ledger.upsert_application(&second_life).await.unwrap();
+        ledger.record_deployment(&again).await.unwrap();
+
+        let recorded = ledger.recorded_deployments("main", "argocd", "shop-prod").await.unwrap();
+        assert_eq!(recorded.keys().copied().collect::<Vec<_>>(), [0], "{backend}: only the current life");
+        assert_eq!(recorded[&0], [image(&shop("3"))], "{backend}");
+        let Lookup::Found(detail) = ledger.application_detail("main", Some("argocd"), "shop-prod", 10).await.unwrap()
+        else {
+            panic!("{backend}: shop-prod not found")
+        };
+        let history: Vec<(i64, i64, &str, Vec<String>)> = detail
+            .deployments
+            .iter()
+            .map(|d| (d.incarnation, d.history_id, d.revision.as_str(), d.images.clone()))
+            .collect();
+        assert_eq!(
+            history,
+            [(1, 0, "r3", vec![shop("3")]), (0, 1, "r2", vec![shop("2")]), (0, 0, "r1", vec![shop("1")])],
+            "{backend}: both lives, newest first"
+        );
+        assert_eq!(detail.deployments_total, 3, "{backend}");
+        assert!(detail.application.deleted_at.is_none(), "{backend}: it runs again");
+        let changed = &detail.deployments[0].changes.as_ref().expect("a succeeded deployment has a change set").images;
+        assert_eq!(changed.len(), 1, "{backend}: {changed:?}");
+        assert_eq!(changed[0].previous_tag.as_deref(), Some("2"), "{backend}: compared with the old life's last");
+
+        // Without uids (an older Argo CD, a seeded object) a deletion is what tells.
+        ledger.upsert_application(&application("cart-prod", "production", "Synced", 1)).await.unwrap();
+        ledger.record_deployment(&deployment("cart-prod", 0, "c1", &[], &[], 100_000)).await.unwrap();
+        ledger.upsert_application(&application("cart-prod", "production", "Synced", 2)).await.unwrap();
+        ledger.record_deployment(&deployment("cart-prod", 0, "c1", &[], &[], 100_000)).await.unwrap();
+        assert!(ledger.mark_application_deleted("main", "argocd", "cart-prod", 300_000).await.unwrap());
+        ledger.upsert_application(&application("cart-prod", "production", "Synced", 3)).await.unwrap();
+        ledger.record_deployment(&deployment("cart-prod", 0, "c2", &[], &[], 400_000)).await.unwrap();
+        let Lookup::Found(cart) = ledger.application_detail("main", Some("argocd"), "cart-prod", 10).await.unwrap()
+        else {
+            panic!("{backend}: cart-prod not found")
+        };
+        let lives: Vec<(i64, &str)> = cart.deployments.iter().map(|d| (d.incarnation, d.revision.as_str())).collect();
+        assert_eq!(lives, [(1, "c2"), (0, "c1")], "{backend}");
+        ledger.close().await;
+    }
+}
+
+/// A SQLite ledger written before incarnations existed has `UNIQUE (application_id,
+/// history_id)` in its `deployments` table; opening it with this build rebuilds the
+/// table without that constraint and loses nothing that refers to a deployment.
+#[tokio::test]
+async fn an_older_sqlite_ledger_keeps_every_deployment_through_the_rebuild() {
+    let database = landfall_tests::TestDatabase::sqlite();
+    let path = database.url.expose().trim_start_matches("sqlite://").to_string();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    static ALL: sqlx::migrate::Migrator = sqlx::migrate!("../server/migrations/sqlite");
+    let before_incarnations = sqlx::migrate::Migrator {
+        migrations: ALL.migrations.iter().filter(|m| m.version < 20261129000012).cloned().collect(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before_incarnations.run(&pool).await.unwrap();
+    for statement in [
+        "INSERT INTO environments (id, name, rank, match_rules) VALUES (1, 'production', 40, '{}')",
+        "INSERT INTO applications (id, instance, namespace, name, project, environment_id, sources, updated_at)
+         VALUES (1, 'main', 'argocd', 'shop-prod', 'shop', 1, '[]', 1)",
+        "INSERT INTO images (id, repository, tag) VALUES (1, 'ghcr.io/acme/shop', '1'), (2, 'ghcr.io/acme/shop', '2')",
+        "INSERT INTO deployments (id, application_id, history_id, revision, started_at, finished_at, phase)
+         VALUES (1, 1, 0, 'r1', 1000, 1000, 'Succeeded'), (2, 1, 1, 'r2', 2000, 2000, 'Succeeded')",
+        "INSERT INTO deployment_images (deployment_id, image_id, side) VALUES (1, 1, 'after'), (2, 1, 'before'), (2, 2, 'after')",
+        "UPDATE applications SET current_deployment_id = 2 WHERE id = 1",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    pool.close().await;
+
+    let ledger = Ledger::open(&database.url).await.unwrap();
+    assert!(ledger.readiness().await.is_ready());
+    let recorded = ledger.recorded_deployments("main", "argocd", "shop-prod").await.unwrap();
+    assert_eq!(recorded.keys().copied().collect::<Vec<_>>(), [0, 1], "both deployments kept");
+    assert_eq!(recorded[&1], [image("ghcr.io/acme/shop:2")], "and what they ran");
+    // The watch's first sight after the upgrade records the uid; then the application is
+    // deleted and created again while Landfall is down: a new uid, history id 0 again,
+    // stored beside the old 0.
+    let first_sight =
+        ApplicationFact { uid: Some("uid-1".into()), ..application("shop-prod", "production", "Synced", 2500) };
+    ledger.upsert_application(&first_sight).await.unwrap();
+    let second_life =
+        ApplicationFact { uid: Some("uid-2".into()), ..application("shop-prod", "production", "Synced", 3000) };
+    ledger.upsert_application(&second_life).await.unwrap();
+    ledger.record_deployment(&deployment("shop-prod", 0, "r3", &[], &["ghcr.io/acme/shop:3"], 4000)).await.unwrap();
+    let Lookup::Found(detail) = ledger.application_detail("main", Some("argocd"), "shop-prod", 10).await.unwrap()
+    else {
+        panic!("shop-prod not found")
+    };
+    assert_eq!(detail.deployments_total, 3);
+    ledger.close().await;
+
+    let mut connection =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{path}")).await.unwrap();
+    let table: String = sqlx::query_scalar("SELECT sql FROM sqlite_schema WHERE name = 'deployments'")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert!(!table.contains("UNIQUE (application_id, history_id)"), "{table}");
+    let kept: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM deployment_images").fetch_one(&mut connection).await.unwrap();
+    assert_eq!(kept, 4, "the images of the old deployments and of the new one");
+    let broken: Vec<String> = sqlx::query_scalar("PRAGMA foreign_key_check").fetch_all(&mut connection).await.unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    let indexes: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'deployments' AND sql IS NOT NULL ORDER BY name")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "deployments_app_finished_at",
+            "deployments_app_history",
+            "deployments_finished_at",
+            "deployments_incarnation_history"
+        ]
+    );
+}

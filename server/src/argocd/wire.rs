@@ -23,6 +23,9 @@ pub struct Application {
 pub struct ObjectMeta {
     pub name: String,
     pub namespace: String,
+    /// Kubernetes' id of this object: a new one when an application is deleted and
+    /// created again under the same name.
+    pub uid: String,
     pub labels: BTreeMap<String, String>,
     pub resource_version: String,
     pub deletion_timestamp: Option<String>,

@@ -1026,7 +1026,12 @@ async fn execute_step(state: &AppState, plan_id: i64, step: &StoredStep, disable
             execution.automated_sync_disabled = true;
         }
         let just_disabled = execution.automated_sync_disabled;
-        if live_state.status.history.iter().any(|entry| entry.id == to.history_id) {
+        // The same id with the same revision: an application created again under its
+        // old name counts its history ids from 0 again, so an id alone may name another
+        // deployment.
+        let in_history =
+            live_state.status.history.iter().any(|entry| entry.id == to.history_id && entry.revision == to.revision);
+        if in_history {
             roll_back(&target, &app.name, to.history_id, false, false, just_disabled).await?;
             Ok(("rolled_back", format!("rolling {} back to history {} ({})", app.name, to.history_id, to.revision)))
         } else {

@@ -160,8 +160,8 @@ impl Ledger {
                    FROM deployments d JOIN deployment_sources ds ON ds.deployment_id = d.id
                    JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
                    WHERE d.application_id = $1 AND d.phase = 'Succeeded'
-                   GROUP BY d.id, d.finished_at, d.started_at, d.history_id, sp.repository_id, sp.ref_name
-                   ORDER BY COALESCE(d.finished_at, d.started_at), d.history_id";
+                   GROUP BY d.id, d.finished_at, d.started_at, d.incarnation, d.history_id, sp.repository_id, sp.ref_name
+                   ORDER BY COALESCE(d.finished_at, d.started_at), d.incarnation, d.history_id";
         let (rows, current): (Vec<Row>, Option<i64>) = on_pool!(self.pool(), |p| {
             let rows = sqlx::query_as(sql).bind(application_id).fetch_all(p).await?;
             let current: Option<Option<i64>> =

@@ -85,6 +85,9 @@ pub struct ApplicationPage {
 pub struct DeploymentView {
     /// Argo CD's history id; negative for a failed sync, which Argo CD keeps no entry for.
     pub history_id: i64,
+    /// 0 for the application's first life in Argo CD, one more each time it was deleted
+    /// and created again under the same name (Argo CD then counts history ids from 0).
+    pub incarnation: i64,
     pub revision: String,
     pub revisions: Vec<String>,
     pub started_at: String,
@@ -312,6 +315,7 @@ impl Ledger {
             bool,
             bool,
             Option<i64>,
+            i64,
         );
         let sql = "SELECT d.id, d.history_id, d.revision, d.revisions, d.started_at, d.finished_at, d.phase, d.message,
                           d.initiated_by, d.automated, d.is_rollback,
@@ -319,10 +323,11 @@ impl Ledger {
                            WHERE p.application_id = d.application_id AND p.phase = 'Succeeded'
                              AND (COALESCE(p.finished_at, p.started_at) < COALESCE(d.finished_at, d.started_at)
                                   OR (COALESCE(p.finished_at, p.started_at) = COALESCE(d.finished_at, d.started_at)
-                                      AND p.history_id < d.history_id))
-                           ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.history_id DESC LIMIT 1)
+                                      AND (p.incarnation, p.history_id) < (d.incarnation, d.history_id)))
+                           ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC, p.history_id DESC LIMIT 1),
+                          d.incarnation
                    FROM deployments d WHERE d.application_id = $1
-                   ORDER BY COALESCE(d.finished_at, d.started_at) DESC, d.history_id DESC LIMIT $2";
+                   ORDER BY COALESCE(d.finished_at, d.started_at) DESC, d.incarnation DESC, d.history_id DESC LIMIT $2";
         let rows: Vec<Row> =
             on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(application_id).bind(limit).fetch_all(p).await?);
         let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
@@ -353,6 +358,7 @@ impl Ledger {
             .enumerate()
             .map(|(index, row)| DeploymentView {
                 history_id: row.1,
+                incarnation: row.12,
                 revision: row.2,
                 revisions: serde_json::from_str(&row.3).unwrap_or_default(),
                 started_at: format_rfc3339(row.4),

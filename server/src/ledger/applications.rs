@@ -32,8 +32,8 @@ impl Ledger {
         Ok(done > 0)
     }
 
-    /// The deployments recorded for an application, by history id, with the images each
-    /// left running.
+    /// The deployments recorded for an application's current incarnation, by history
+    /// id, with the images each left running.
     pub async fn recorded_deployments(
         &self,
         instance: &str,
@@ -44,7 +44,7 @@ impl Ledger {
                    JOIN applications a ON a.id = d.application_id
                    LEFT JOIN deployment_images di ON di.deployment_id = d.id AND di.side = 'after'
                    LEFT JOIN images i ON i.id = di.image_id
-                   WHERE a.instance = $1 AND a.namespace = $2 AND a.name = $3
+                   WHERE a.instance = $1 AND a.namespace = $2 AND a.name = $3 AND d.incarnation = a.incarnation
                    ORDER BY d.history_id, i.repository, i.tag";
         let rows: Vec<(i64, Option<String>, Option<String>)> = on_pool!(self.pool(), |p| sqlx::query_as(sql)
             .bind(instance)

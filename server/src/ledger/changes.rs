@@ -132,7 +132,7 @@ impl Ledger {
                 "SELECT d.previous_id, d.id FROM (
                      SELECT id, sources_version,
                             LAG(id) OVER (PARTITION BY application_id
-                                          ORDER BY COALESCE(finished_at, started_at), history_id) AS previous_id
+                                          ORDER BY COALESCE(finished_at, started_at), incarnation, history_id) AS previous_id
                      FROM deployments WHERE phase = 'Succeeded' AND application_id IN ({})) d
                  WHERE d.previous_id IS NOT NULL AND NOT EXISTS (
                      SELECT 1 FROM deployment_changes dc JOIN deployments p ON p.id = dc.previous_id

@@ -41,6 +41,10 @@ pub struct ApplicationFact {
     pub health_status: Option<String>,
     pub automated_sync: bool,
     pub observed_at: i64,
+    /// Argo CD's `metadata.uid`: a new one means the application was deleted and
+    /// created again under the same name, a new incarnation with its own history ids.
+    #[serde(default)]
+    pub uid: Option<String>,
 }
 
 /// A container image as Argo CD's `status.summary.images` lists it: `repository:tag`.
@@ -199,8 +203,17 @@ pub struct PipelineStepFact {
 /// succeeded one (a failed sync changes nothing that runs).
 const CURRENT_DEPLOYMENT: &str = "UPDATE applications SET current_deployment_id = (
         SELECT d.id FROM deployments d WHERE d.application_id = $1 AND d.phase = 'Succeeded'
-        ORDER BY COALESCE(d.finished_at, d.started_at) DESC, d.history_id DESC LIMIT 1)
+        ORDER BY COALESCE(d.finished_at, d.started_at) DESC, d.incarnation DESC, d.history_id DESC LIMIT 1)
     WHERE id = $1";
+
+/// Whether an application seen again is a new incarnation of the one recorded under its
+/// name: Argo CD gave it another uid, or (where a uid is unknown) it had been deleted.
+fn reincarnated(recorded_uid: Option<&str>, seen_uid: Option<&str>, deleted_at: Option<i64>) -> bool {
+    match (recorded_uid, seen_uid) {
+        (Some(recorded), Some(seen)) => recorded != seen,
+        _ => deleted_at.is_some(),
+    }
+}
 
 fn required(field: &str, value: &str) -> Result<(), LedgerError> {
     if value.trim().is_empty() {
@@ -316,8 +329,9 @@ impl Ledger {
                 ),
                 None => None,
             };
-            let previous: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(
-                "SELECT id, sync_status, health_status FROM applications
+            type Previous = (Option<String>, Option<String>, Option<String>, i64, Option<i64>);
+            let previous: Option<Previous> = sqlx::query_as(
+                "SELECT sync_status, health_status, uid, incarnation, deleted_at FROM applications
                  WHERE instance = $1 AND namespace = $2 AND name = $3",
             )
             .bind(&fact.instance)
@@ -325,17 +339,25 @@ impl Ledger {
             .bind(&fact.name)
             .fetch_optional(&mut *tx)
             .await?;
+            let incarnation = match &previous {
+                None => 0,
+                Some((_, _, uid, incarnation, deleted_at)) => {
+                    incarnation + i64::from(reincarnated(uid.as_deref(), fact.uid.as_deref(), *deleted_at))
+                }
+            };
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO applications (instance, namespace, name, project, environment_id, service_id, sources,
-                     dest_server, dest_name, dest_namespace, sync_status, health_status, automated_sync, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                     dest_server, dest_name, dest_namespace, sync_status, health_status, automated_sync, updated_at,
+                     uid, incarnation)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                  ON CONFLICT (instance, namespace, name) DO UPDATE SET
                      project = excluded.project, environment_id = excluded.environment_id,
                      service_id = excluded.service_id, sources = excluded.sources,
                      dest_server = excluded.dest_server, dest_name = excluded.dest_name,
                      dest_namespace = excluded.dest_namespace, sync_status = excluded.sync_status,
                      health_status = excluded.health_status, automated_sync = excluded.automated_sync,
-                     updated_at = excluded.updated_at, deleted_at = NULL
+                     updated_at = excluded.updated_at, deleted_at = NULL,
+                     uid = COALESCE(excluded.uid, applications.uid), incarnation = excluded.incarnation
                  RETURNING id",
             )
             .bind(&fact.instance)
@@ -352,10 +374,12 @@ impl Ledger {
             .bind(&fact.health_status)
             .bind(fact.automated_sync)
             .bind(fact.observed_at)
+            .bind(&fact.uid)
+            .bind(incarnation)
             .fetch_one(&mut *tx)
             .await?;
             let changed =
-                previous.is_none_or(|(_, sync, health)| sync != fact.sync_status || health != fact.health_status);
+                previous.is_none_or(|(sync, health, ..)| sync != fact.sync_status || health != fact.health_status);
             if changed {
                 sqlx::query(
                     "INSERT INTO application_status_changes (application_id, at, sync_status, health_status)
@@ -379,23 +403,25 @@ impl Ledger {
         required("revision", &fact.revision)?;
         required("phase", &fact.phase)?;
         let revisions = serde_json::to_string(&fact.revisions).unwrap_or_else(|_| "[]".into());
-        let (id, application_id) = on_pool!(self.pool(), |p| {
+        let (id, application_id, incarnation) = on_pool!(self.pool(), |p| {
             let mut tx = p.begin_write().await?;
-            let application_id: i64 =
-                sqlx::query_scalar("SELECT id FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3")
-                    .bind(&fact.instance)
-                    .bind(&fact.namespace)
-                    .bind(&fact.application)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| {
-                        not_found("application", format!("{}/{}/{}", fact.instance, fact.namespace, fact.application))
-                    })?;
+            // History ids count within the application's current incarnation.
+            let (application_id, incarnation): (i64, i64) = sqlx::query_as(
+                "SELECT id, incarnation FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3",
+            )
+            .bind(&fact.instance)
+            .bind(&fact.namespace)
+            .bind(&fact.application)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                not_found("application", format!("{}/{}/{}", fact.instance, fact.namespace, fact.application))
+            })?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO deployments (application_id, history_id, revision, revisions, started_at, finished_at,
-                     phase, message, initiated_by, automated, is_rollback)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (application_id, history_id) DO UPDATE SET
+                     phase, message, initiated_by, automated, is_rollback, incarnation)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (application_id, incarnation, history_id) DO UPDATE SET
                      revision = excluded.revision, revisions = excluded.revisions,
                      started_at = excluded.started_at, finished_at = excluded.finished_at,
                      phase = excluded.phase, message = excluded.message,
@@ -414,6 +440,7 @@ impl Ledger {
             .bind(&fact.initiated_by)
             .bind(fact.automated)
             .bind(fact.is_rollback)
+            .bind(incarnation)
             .fetch_one(&mut *tx)
             .await?;
             sqlx::query("DELETE FROM deployment_images WHERE deployment_id = $1").bind(id).execute(&mut *tx).await?;
@@ -448,12 +475,14 @@ impl Ledger {
             .await?;
             sqlx::query(CURRENT_DEPLOYMENT).bind(application_id).execute(&mut *tx).await?;
             tx.commit().await?;
-            Ok::<_, LedgerError>((id, application_id))
+            Ok::<_, LedgerError>((id, application_id, incarnation))
         })?;
         self.refresh_application_presence(application_id).await?;
         if fact.phase == "Succeeded" {
             let at = fact.finished_at.unwrap_or(fact.started_at);
-            if let Some((previous, ..)) = self.previous_deployment(application_id, at, fact.history_id).await? {
+            if let Some((previous, ..)) =
+                self.previous_deployment(application_id, at, incarnation, fact.history_id).await?
+            {
                 self.remember_change(previous, id).await?;
             }
         }

@@ -54,6 +54,10 @@ pub struct ApplicationPresence {
     pub first_history_id: i64,
     /// Whether what the application runs now carries it.
     pub present_now: bool,
+    /// The ledger's id of that first deployment: history ids repeat when an
+    /// application is created again under the same name.
+    #[serde(skip)]
+    pub(crate) first_deployment_id: i64,
 }
 
 /// How a target stands in one environment.
@@ -285,13 +289,13 @@ impl Ledger {
         }
         let details_sql = format!(
             "SELECT d.id, d.application_id, d.history_id, COALESCE(d.finished_at, d.started_at),
-                    a.instance, a.namespace, a.name, e.name, e.rank
+                    a.instance, a.namespace, a.name, e.name, e.rank, d.incarnation
              FROM deployments d JOIN applications a ON a.id = d.application_id
              LEFT JOIN environments e ON e.id = a.environment_id
              WHERE d.id IN ({})",
             id_list(1, deployment_ids.len())
         );
-        type Detail = (i64, i64, i64, i64, String, String, String, Option<String>, Option<i64>);
+        type Detail = (i64, i64, i64, i64, String, String, String, Option<String>, Option<i64>, i64);
         let details: Vec<Detail> = on_pool!(self.pool(), |p| {
             let mut query = sqlx::query_as(&details_sql);
             for id in &deployment_ids {
@@ -301,14 +305,15 @@ impl Ledger {
         });
         let mut first: BTreeMap<i64, Detail> = BTreeMap::new();
         for detail in details {
-            let earlier = first.get(&detail.1).is_none_or(|seen| (detail.3, detail.2) < (seen.3, seen.2));
+            let earlier =
+                first.get(&detail.1).is_none_or(|seen| (detail.3, detail.9, detail.2) < (seen.3, seen.9, seen.2));
             if earlier {
                 first.insert(detail.1, detail);
             }
         }
         let mut presence: Vec<(Option<i64>, i64, ApplicationPresence)> = first
             .into_values()
-            .map(|(_, application_id, history_id, at, instance, namespace, name, environment, rank)| {
+            .map(|(deployment_id, application_id, history_id, at, instance, namespace, name, environment, rank, _)| {
                 (
                     rank,
                     application_id,
@@ -318,6 +323,7 @@ impl Ledger {
                         first_deployed_at: format_rfc3339(at),
                         first_history_id: history_id,
                         present_now: by_application[&application_id].0,
+                        first_deployment_id: deployment_id,
                     },
                 )
             })
@@ -747,11 +753,13 @@ impl Ledger {
         Ok((authors.into_iter().collect(), committers.into_iter().collect()))
     }
 
-    /// The application's latest succeeded deployment before time `before` (ms).
+    /// The application's latest succeeded deployment before time `before` (ms), or at
+    /// that time before history id `history_id` of incarnation `incarnation`.
     pub(crate) async fn previous_deployment(
         &self,
         application_id: i64,
         before: i64,
+        incarnation: i64,
         history_id: i64,
     ) -> Result<Option<(i64, i64, String, i64)>, LedgerError> {
         let row = on_pool!(self.pool(), |p| {
@@ -759,11 +767,12 @@ impl Ledger {
                 "SELECT id, history_id, revision, COALESCE(finished_at, started_at) FROM deployments
                  WHERE application_id = $1 AND phase = 'Succeeded'
                    AND (COALESCE(finished_at, started_at) < $2
-                        OR (COALESCE(finished_at, started_at) = $2 AND history_id < $3))
-                 ORDER BY COALESCE(finished_at, started_at) DESC, history_id DESC LIMIT 1",
+                        OR (COALESCE(finished_at, started_at) = $2 AND (incarnation, history_id) < ($3, $4)))
+                 ORDER BY COALESCE(finished_at, started_at) DESC, incarnation DESC, history_id DESC LIMIT 1",
             )
             .bind(application_id)
             .bind(before)
+            .bind(incarnation)
             .bind(history_id)
             .fetch_optional(p)
             .await?

@@ -263,8 +263,8 @@ impl Ledger {
                            WHERE p.application_id = d.application_id AND p.phase = 'Succeeded'
                              AND (COALESCE(p.finished_at, p.started_at) < COALESCE(d.finished_at, d.started_at)
                                   OR (COALESCE(p.finished_at, p.started_at) = COALESCE(d.finished_at, d.started_at)
-                                      AND p.history_id < d.history_id))
-                           ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.history_id DESC LIMIT 1)
+                                      AND (p.incarnation, p.history_id) < (d.incarnation, d.history_id)))
+                           ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC, p.history_id DESC LIMIT 1)
                    FROM deployments d JOIN applications a ON a.id = d.application_id
                    WHERE a.environment_id = $1 AND d.phase = 'Succeeded'
                      AND COALESCE(d.finished_at, d.started_at) >= $2 AND COALESCE(d.finished_at, d.started_at) < $3
@@ -422,18 +422,18 @@ impl Ledger {
         let mut facts = BTreeMap::new();
         for chunk in presence.chunks(300) {
             let sql = format!(
-                "WITH wanted (instance, namespace, name, history_id) AS (VALUES {})
+                "WITH wanted (instance, namespace, name, deployment_id) AS (VALUES {})
                  SELECT w.instance, w.namespace, w.name, a.automated_sync, a.current_deployment_id,
                         f.revision, COALESCE(f.finished_at, f.started_at),
                         (SELECT p.id FROM deployments p
                          WHERE p.application_id = f.application_id AND p.phase = 'Succeeded'
                            AND (COALESCE(p.finished_at, p.started_at) < COALESCE(f.finished_at, f.started_at)
                                 OR (COALESCE(p.finished_at, p.started_at) = COALESCE(f.finished_at, f.started_at)
-                                    AND p.history_id < f.history_id))
-                         ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.history_id DESC LIMIT 1)
+                                    AND (p.incarnation, p.history_id) < (f.incarnation, f.history_id)))
+                         ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC, p.history_id DESC LIMIT 1)
                  FROM wanted w
                  JOIN applications a ON a.instance = w.instance AND a.namespace = w.namespace AND a.name = w.name
-                 JOIN deployments f ON f.application_id = a.id AND f.history_id = w.history_id",
+                 JOIN deployments f ON f.id = w.deployment_id AND f.application_id = a.id",
                 tuple_list(1, chunk.len(), 4)
             );
             type Row = (String, String, String, bool, Option<i64>, String, i64, Option<i64>);
@@ -441,8 +441,11 @@ impl Ledger {
                 let mut query = sqlx::query_as(&sql);
                 for presence in chunk {
                     let app = &presence.application;
-                    query =
-                        query.bind(&app.instance).bind(&app.namespace).bind(&app.name).bind(presence.first_history_id);
+                    query = query
+                        .bind(&app.instance)
+                        .bind(&app.namespace)
+                        .bind(&app.name)
+                        .bind(presence.first_deployment_id);
                 }
                 query.fetch_all(p).await?
             });
