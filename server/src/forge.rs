@@ -214,7 +214,7 @@ impl Forges {
 }
 
 /// What either forge says of a pull (merge) request, before it is placed in a repository.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PullRequestDetails {
     pub number: i64,
     pub title: Option<String>,

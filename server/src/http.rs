@@ -53,7 +53,8 @@ pub struct AppState {
     /// The configured GitHub and GitLab instances, with their webhook secrets.
     pub forges: crate::forge::Forges,
     /// Where verified webhook deliveries are queued; `None` refuses them with 503.
-    pub forge_queue: Option<tokio::sync::mpsc::Sender<crate::forge::worker::Work>>,
+    /// Wakes the forge worker when webhook work is queued in the ledger.
+    pub forge_queue: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl axum::extract::FromRef<AppState> for LeptosOptions {

@@ -36,6 +36,7 @@ pub use facts::{
     ApplicationFact, BuildFact, CommitFact, DeploymentFact, EnvironmentFact, FeatureFact, ImageRef, PersonTime,
     PipelineRunFact, PipelineStepFact, PullRequestFact, RepositoryFact, ResourceFact, STEP_KINDS,
 };
+pub use forge::Acceptance;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

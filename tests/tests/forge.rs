@@ -465,28 +465,90 @@ async fn gitlab_webhooks_and_details_reach_the_ledger() {
     }
 }
 
-/// Deliveries are remembered in the ledger (so across restarts and replicas) for a week.
+/// Deliveries are remembered in the ledger (so across restarts and replicas) for a week,
+/// each with its work, and the queue refuses more than it holds.
 #[tokio::test]
 async fn deliveries_are_remembered_for_at_least_72_hours() {
     use landfall_server::forge::webhook::DELIVERY_MEMORY_MS;
+    use landfall_server::ledger::Acceptance::{Duplicate, Full, Queued};
     const HOUR: i64 = 3600 * 1000;
     for (backend, database) in all_databases().await {
         let ledger = Ledger::open(&database.url).await.unwrap();
         let start = 1_700_000_000_000;
-        assert!(ledger.claim_delivery("github", "d-1", start, DELIVERY_MEMORY_MS).await.unwrap(), "{backend}");
-        assert!(!ledger.claim_delivery("github", "d-1", start + HOUR, DELIVERY_MEMORY_MS).await.unwrap(), "{backend}");
-        assert!(
-            ledger.claim_delivery("gitlab", "d-1", start, DELIVERY_MEMORY_MS).await.unwrap(),
-            "{backend}: per forge"
-        );
+        let accept = |ledger: &Ledger, forge: &'static str, at: i64, capacity: i64| {
+            let ledger = ledger.clone();
+            async move { ledger.accept_delivery(forge, "d-1", at, DELIVERY_MEMORY_MS, "{}", capacity).await.unwrap() }
+        };
+        assert_eq!(accept(&ledger, "github", start, 10).await, Queued, "{backend}");
+        assert_eq!(accept(&ledger, "github", start + HOUR, 10).await, Duplicate, "{backend}");
+        assert_eq!(accept(&ledger, "gitlab", start, 1).await, Full, "{backend}: one piece of work waits already");
+        assert_eq!(accept(&ledger, "gitlab", start, 10).await, Queued, "{backend}: per forge");
         let reopened = Ledger::open(&database.url).await.unwrap();
+        assert_eq!(reopened.queued_forge_work(10).await.unwrap().len(), 2, "{backend}: the work outlives the process");
         let later = start + 72 * HOUR + 1;
-        assert!(!reopened.claim_delivery("github", "d-1", later, DELIVERY_MEMORY_MS).await.unwrap(), "{backend}");
+        assert_eq!(accept(&reopened, "github", later, 10).await, Duplicate, "{backend}");
         let much_later = start + 8 * 24 * HOUR;
-        assert!(reopened.claim_delivery("github", "d-1", much_later, DELIVERY_MEMORY_MS).await.unwrap(), "{backend}");
-        reopened.release_delivery("github", "d-1").await.unwrap();
-        assert_eq!(reopened.deliveries_remembered("github").await.unwrap(), 0, "{backend}: pruned and released");
+        assert_eq!(accept(&reopened, "github", much_later, 10).await, Queued, "{backend}: forgotten after a week");
+        assert_eq!(reopened.deliveries_remembered("github").await.unwrap(), 1, "{backend}: pruned");
+        let ids: Vec<i64> = reopened.queued_forge_work(10).await.unwrap().into_iter().map(|(id, _)| id).collect();
+        reopened.finish_forge_work(&ids).await.unwrap();
+        assert!(reopened.queued_forge_work(10).await.unwrap().is_empty(), "{backend}");
         ledger.close().await;
         reopened.close().await;
+    }
+}
+
+/// A delivery answered 202 by a process that stopped before handling it: its work is in
+/// the ledger, and the next `landfall serve` does it.
+#[tokio::test(flavor = "multi_thread")]
+async fn work_queued_before_a_stop_is_done_after_the_next_start() {
+    use landfall_server::forge::PullRequestDetails;
+    use landfall_server::forge::webhook::DELIVERY_MEMORY_MS;
+    use landfall_server::forge::worker::{Job, Work};
+    for (backend, database) in all_databases().await {
+        let work = tempfile::tempdir().unwrap();
+        let repo = work.path().join("shop-api");
+        std::fs::create_dir(&repo).unwrap();
+        make_history(&repo);
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        let queued = Work {
+            forge: "github".into(),
+            repository: "shop-api".into(),
+            project: "acme/shop-api".into(),
+            job: Job::Merged {
+                details: PullRequestDetails {
+                    number: 88,
+                    title: Some("SHOP-12 gift cards".into()),
+                    author: Some("dana".into()),
+                    merged_at: Some(1_714_560_000_000),
+                    ..PullRequestDetails::default()
+                },
+                refresh: false,
+            },
+        };
+        let text = serde_json::to_string(&queued).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        ledger.accept_delivery("github", "d-88", now, DELIVERY_MEMORY_MS, &text, 10).await.unwrap();
+
+        let config = work.path().join("landfall.toml");
+        let text = format!(
+            "{}\n[[forge]]\nname = \"github\"\nkind = \"github\"\nurl = \"https://github.invalid\"\n",
+            repository_config(&repo, "github", "acme/shop-api")
+        );
+        std::fs::write(&config, text).unwrap();
+        let server = Server::start(&["--config", config.to_str().unwrap(), "--database-url", database.url.expose()]);
+        let card = eventually("the queued pull request", || async {
+            let (status, card) = get(&server, "/api/v1/pull-requests/shop-api/88").await;
+            (status == 200 && card["title"].is_string()).then_some(card)
+        })
+        .await;
+        assert_eq!((card["title"].as_str(), card["author"].as_str()), (Some("SHOP-12 gift cards"), Some("dana")));
+        eventually("the queue emptied", || async {
+            ledger.queued_forge_work(10).await.unwrap().is_empty().then_some(())
+        })
+        .await;
+        drop(server);
+        ledger.close().await;
+        eprintln!("{backend}: queued work done after a restart");
     }
 }

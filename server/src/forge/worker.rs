@@ -1,11 +1,14 @@
 //! The queue behind the webhook endpoints: a handler only verifies, de-duplicates and
-//! queues, and answers at once; this task does the work (API calls, Git fetches, ledger
-//! writes) in the background. Fetches asked for by several deliveries that arrived
-//! together are done once.
+//! queues (in the ledger, with the delivery), and answers at once; this task does the
+//! work (API calls, Git fetches, ledger writes) in the background. Work still queued
+//! when the process stops is done after the next start. Fetches asked for by several
+//! deliveries that arrived together are done once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use super::{Forge, ForgeError, Forges, PullRequestDetails};
 use crate::config::{ForgeKind, Settings};
@@ -13,12 +16,16 @@ use crate::correlate::FeatureProjects;
 use crate::ledger::{Ledger, LedgerError, PipelineRunFact, RepositoryFact};
 
 /// Deliveries waiting at most; beyond that the endpoints answer 503 and the forge retries.
-pub const QUEUE_CAPACITY: usize = 1024;
+pub const QUEUE_CAPACITY: i64 = 1024;
+/// Pieces of work taken from the queue at a time.
+const TAKE: i64 = 100;
 /// Pull requests described per repository and pass, so one pass stays short.
 const FILL_BATCH: i64 = 50;
+/// How long the worker waits before reading the queue again after the ledger failed.
+const LEDGER_RETRY: Duration = Duration::from_secs(5);
 
 /// One delivery's work, for a repository already placed on its forge.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Work {
     pub forge: String,
     pub repository: String,
@@ -26,7 +33,7 @@ pub struct Work {
     pub job: Job,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Job {
     /// Record a merged pull request (asking the API for what the payload lacks when
     /// `refresh`), then fetch the repository.
@@ -37,23 +44,37 @@ pub enum Job {
     Pipeline { run: PipelineRunFact, github_run_id: Option<i64> },
 }
 
-/// Starts the worker; dropping every sender ends it.
-pub fn spawn(
-    ledger: Ledger,
-    settings: Arc<Settings>,
-    forges: Forges,
-) -> (mpsc::Sender<Work>, tokio::task::JoinHandle<()>) {
-    let (sender, mut receiver) = mpsc::channel::<Work>(QUEUE_CAPACITY);
+/// Starts the worker. It first does what an earlier process left queued, then waits to
+/// be woken through the returned [`Notify`] each time a handler queues more.
+pub fn spawn(ledger: Ledger, settings: Arc<Settings>, forges: Forges) -> (Arc<Notify>, tokio::task::JoinHandle<()>) {
+    let wake = Arc::new(Notify::new());
+    let woken = wake.clone();
     let task = tokio::spawn(async move {
         let projects = FeatureProjects::new(settings.features.projects.iter().cloned());
-        while let Some(first) = receiver.recv().await {
-            let mut batch = vec![first];
-            while let Ok(more) = receiver.try_recv() {
-                batch.push(more);
+        loop {
+            let queued = match ledger.queued_forge_work(TAKE).await {
+                Ok(queued) => queued,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the webhook queue");
+                    tokio::time::sleep(LEDGER_RETRY).await;
+                    continue;
+                }
+            };
+            if queued.is_empty() {
+                woken.notified().await;
+                continue;
             }
+            let ids: Vec<i64> = queued.iter().map(|(id, _)| *id).collect();
             // Facts first, then one fetch per repository, then the forge's details.
             let mut fetches: Vec<(String, Vec<String>)> = Vec::new();
-            for work in batch {
+            for (id, text) in queued {
+                let work: Work = match serde_json::from_str(&text) {
+                    Ok(work) => work,
+                    Err(error) => {
+                        tracing::warn!(id, %error, "queued webhook work cannot be read; dropping it");
+                        continue;
+                    }
+                };
                 let fetch = matches!(work.job, Job::Merged { .. } | Job::Push { .. });
                 let head = match &work.job {
                     Job::Push { head } => head.clone(),
@@ -72,9 +93,15 @@ pub fn spawn(
             for (repository, heads) in fetches {
                 fetch(&ledger, &settings, &forges, &projects, &repository, &heads).await;
             }
+            // Done only now: work cut short by a stop is done again, and every step of
+            // it is an upsert.
+            if let Err(error) = ledger.finish_forge_work(&ids).await {
+                tracing::warn!(%error, "cannot remove handled webhook work from the queue");
+                tokio::time::sleep(LEDGER_RETRY).await;
+            }
         }
     });
-    (sender, task)
+    (wake, task)
 }
 
 fn now() -> i64 {

@@ -17,8 +17,9 @@ use super::api::ErrorBody;
 use super::error::ApiError;
 use crate::config::ForgeKind;
 use crate::forge::webhook::{self, DELIVERY_MEMORY_MS, Event, MAX_BODY_BYTES};
-use crate::forge::worker::{Job, Work};
+use crate::forge::worker::{Job, QUEUE_CAPACITY, Work};
 use crate::forge::{Forge, github, gitlab};
+use crate::ledger::Acceptance;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -178,22 +179,30 @@ async fn accept(state: &AppState, forge: &Forge, event: Event, delivery: &str) -
         );
         return answer(StatusCode::ACCEPTED, json!({ "status": "ignored", "reason": reason }));
     };
-    let Some(queue) = &state.forge_queue else {
+    let Some(worker) = &state.forge_queue else {
         return Err(ApiError::Unavailable("the forge worker is not running".into()));
     };
-    // A place in the queue first, so a claimed delivery is never dropped for want of one.
-    let permit = queue.try_reserve().map_err(|_| {
-        ApiError::Unavailable("too many webhook deliveries are waiting; deliver this one again later".into())
-    })?;
-    if !state.ledger.claim_delivery(forge.name(), delivery, now(), DELIVERY_MEMORY_MS).await? {
-        return answer(StatusCode::OK, json!({ "status": "duplicate", "delivery": delivery }));
-    }
-    permit.send(Work {
+    let work = Work {
         forge: forge.name().to_string(),
         repository: placement.repository.clone(),
         project: placement.project.clone(),
         job,
-    });
+    };
+    let work = serde_json::to_string(&work)
+        .map_err(|e| ApiError::BadRequest(format!("the delivery cannot be queued: {e}")))?;
+    let accepted =
+        state.ledger.accept_delivery(forge.name(), delivery, now(), DELIVERY_MEMORY_MS, &work, QUEUE_CAPACITY).await?;
+    match accepted {
+        Acceptance::Queued => worker.notify_one(),
+        Acceptance::Duplicate => {
+            return answer(StatusCode::OK, json!({ "status": "duplicate", "delivery": delivery }));
+        }
+        Acceptance::Full => {
+            return Err(ApiError::Unavailable(
+                "too many webhook deliveries are waiting; deliver this one again later".into(),
+            ));
+        }
+    }
     answer(
         StatusCode::ACCEPTED,
         json!({ "status": "queued", "repository": placement.repository, "delivery": delivery }),

@@ -3,23 +3,41 @@
 
 use super::{BeginWrite, Ledger, LedgerError, PipelineStepFact, on_pool};
 
+/// What became of a webhook delivery offered to [`Ledger::accept_delivery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Recorded, with its work queued for the worker.
+    Queued,
+    /// Accepted before (a replay); nothing was queued.
+    Duplicate,
+    /// As much work as the queue holds is waiting; nothing was recorded.
+    Full,
+}
+
 impl Ledger {
-    /// Records a webhook delivery as accepted; `false` when it already was (a replay),
-    /// in which case it must not be processed again. Deliveries received more than
-    /// `keep_ms` before `now` are forgotten in the same transaction.
-    pub async fn claim_delivery(
+    /// Records a webhook delivery as accepted and queues its `work` (JSON), in one
+    /// transaction: a delivery is either remembered with its work, or not at all.
+    /// Deliveries received more than `keep_ms` before `now` are forgotten meanwhile.
+    pub async fn accept_delivery(
         &self,
         forge: &str,
         delivery_id: &str,
         now: i64,
         keep_ms: i64,
-    ) -> Result<bool, LedgerError> {
+        work: &str,
+        capacity: i64,
+    ) -> Result<Acceptance, LedgerError> {
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin_write().await?;
             sqlx::query("DELETE FROM forge_deliveries WHERE received_at < $1")
                 .bind(now - keep_ms)
                 .execute(&mut *tx)
                 .await?;
+            let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM forge_work").fetch_one(&mut *tx).await?;
+            if waiting >= capacity {
+                tx.commit().await?;
+                return Ok(Acceptance::Full);
+            }
             let inserted = sqlx::query(
                 "INSERT INTO forge_deliveries (forge, delivery_id, received_at) VALUES ($1, $2, $3)
                  ON CONFLICT (forge, delivery_id) DO NOTHING",
@@ -30,16 +48,38 @@ impl Ledger {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if inserted == 0 {
+                tx.commit().await?;
+                return Ok(Acceptance::Duplicate);
+            }
+            sqlx::query("INSERT INTO forge_work (forge, delivery_id, work, received_at) VALUES ($1, $2, $3, $4)")
+                .bind(forge)
+                .bind(delivery_id)
+                .bind(work)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok(inserted == 1)
+            Ok(Acceptance::Queued)
         })
     }
 
-    /// Forgets an accepted delivery whose work could not be queued, so the forge's retry
-    /// of it is processed.
-    pub async fn release_delivery(&self, forge: &str, delivery_id: &str) -> Result<(), LedgerError> {
-        let sql = "DELETE FROM forge_deliveries WHERE forge = $1 AND delivery_id = $2";
-        on_pool!(self.pool(), |p| sqlx::query(sql).bind(forge).bind(delivery_id).execute(p).await.map(|_| ())?);
+    /// Up to `limit` queued pieces of webhook work, oldest first: `(id, work)`.
+    pub async fn queued_forge_work(&self, limit: i64) -> Result<Vec<(i64, String)>, LedgerError> {
+        let sql = "SELECT id, work FROM forge_work ORDER BY id LIMIT $1";
+        Ok(on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(limit).fetch_all(p).await?))
+    }
+
+    /// Removes handled work from the queue.
+    pub async fn finish_forge_work(&self, ids: &[i64]) -> Result<(), LedgerError> {
+        let sql = "DELETE FROM forge_work WHERE id = $1";
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin_write().await?;
+            for id in ids {
+                sqlx::query(sql).bind(*id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
