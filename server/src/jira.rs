@@ -99,9 +99,6 @@ impl JiraStatus {
     }
 }
 
-/// Deliveries are remembered this long for de-duplication.
-const DELIVERY_MEMORY: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// How many keys one refresh found, flagged, or failed on, and the last failure.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RefreshReport {
@@ -215,9 +212,6 @@ async fn run(
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "features refreshed from Jira"
                 );
-                if let Err(error) = ledger.prune_jira_deliveries(now_ms() - DELIVERY_MEMORY.as_millis() as i64).await {
-                    tracing::warn!(%error, "cannot forget old Jira webhook deliveries");
-                }
             }
             Some(first) = asked.recv() => {
                 // Webhooks come in bursts (a bulk edit): gather what arrives meanwhile.

@@ -458,3 +458,24 @@ async fn data_center_epic_links_come_from_the_configured_field() {
     let found = client.fetch(&keys(&["SHOP-7"])).await.unwrap();
     assert_eq!(found.issues[0].parent_key.as_deref(), Some("SHOP-1"));
 }
+
+/// A delivery is remembered for a week, and forgotten by the next delivery after that
+/// even when no refresher runs (no token configured).
+#[tokio::test]
+async fn jira_deliveries_are_forgotten_after_a_week() {
+    use landfall_server::ledger::jira::{DeliveryOutcome, IssueChange, JIRA_DELIVERY_MEMORY_MS};
+    for (backend, database) in all_databases().await {
+        let ledger = seeded(&database).await;
+        let touched = |key: &str| IssueChange::Touched { key: key.into() };
+        let start = 1_700_000_000_000;
+        let first = ledger.apply_jira_delivery("d-1", start, &touched("SHOP-1"), start).await.unwrap();
+        assert_eq!(first, DeliveryOutcome::Applied, "{backend}");
+        let again = ledger.apply_jira_delivery("d-1", start, &touched("SHOP-1"), start + 1000).await.unwrap();
+        assert_eq!(again, DeliveryOutcome::Duplicate, "{backend}");
+        let week = start + JIRA_DELIVERY_MEMORY_MS + 1;
+        ledger.apply_jira_delivery("d-2", week, &touched("SHOP-2"), week).await.unwrap();
+        let forgotten = ledger.apply_jira_delivery("d-1", week + 1, &touched("SHOP-1"), week + 1).await.unwrap();
+        assert_eq!(forgotten, DeliveryOutcome::Applied, "{backend}: d-1 was forgotten when d-2 arrived");
+        ledger.close().await;
+    }
+}

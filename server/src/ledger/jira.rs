@@ -45,6 +45,9 @@ pub enum DeliveryOutcome {
     Stale,
 }
 
+/// How long a Jira webhook delivery is remembered for de-duplication (a week).
+pub const JIRA_DELIVERY_MEMORY_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// A change a webhook reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IssueChange {
@@ -176,6 +179,12 @@ impl Ledger {
         };
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin_write().await?;
+            // Jira retries a delivery for minutes, not days: older ones are forgotten
+            // here, so the table stays small with or without the refresher.
+            sqlx::query("DELETE FROM jira_webhook_deliveries WHERE received_at < $1")
+                .bind(received_at - JIRA_DELIVERY_MEMORY_MS)
+                .execute(&mut *tx)
+                .await?;
             let inserted = sqlx::query(
                 "INSERT INTO jira_webhook_deliveries (delivery, received_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             )
@@ -216,13 +225,6 @@ impl Ledger {
             tx.commit().await?;
             Ok(DeliveryOutcome::Applied)
         })
-    }
-
-    /// Forgets deliveries received before `before` (milliseconds): Jira retries a
-    /// delivery for minutes, not days.
-    pub async fn prune_jira_deliveries(&self, before: i64) -> Result<u64, LedgerError> {
-        let sql = "DELETE FROM jira_webhook_deliveries WHERE received_at < $1";
-        Ok(on_pool!(self.pool(), |p| sqlx::query(sql).bind(before).execute(p).await?.rows_affected()))
     }
 
     /// A feature's Jira summary and status, for answers that name it.
