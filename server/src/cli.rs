@@ -299,12 +299,34 @@ async fn ingest(settings: Settings) -> anyhow::Result<()> {
     for (name, outcome) in &outcomes {
         println!("{}", crate::sync::describe(name, outcome));
     }
+    describe_pull_requests(&ledger, &settings).await;
     ledger.close().await;
     let failed = outcomes.iter().filter(|(_, outcome)| outcome.is_err()).count();
     if failed > 0 {
         anyhow::bail!("{failed} of {} sources failed to sync", outcomes.len());
     }
     Ok(())
+}
+
+/// One pass of the forges' pull-request details, as `landfall serve` makes after each
+/// sync, printed per repository: what the commit messages only number gets its title,
+/// author and branch. A failure is printed and does not fail the ingest.
+async fn describe_pull_requests(ledger: &Ledger, settings: &Settings) {
+    let forges = crate::forge::Forges::new(settings, |name| std::env::var(name).ok(), crate::forge::Retry::default());
+    let projects = crate::correlate::FeatureProjects::new(settings.features.projects.iter().cloned());
+    for placement in forges.placements() {
+        let Some(forge) = forges.by_name(&placement.forge) else { continue };
+        if !forge.has_token {
+            println!("{}: pull requests not described: forge `{}` has no token", placement.repository, forge.name());
+            continue;
+        }
+        match crate::forge::worker::fill(ledger, forge, &placement.project, &placement.repository, &projects).await {
+            Ok(described) => {
+                println!("{}: {described} pull requests described by {}", placement.repository, forge.name())
+            }
+            Err(error) => println!("{}: pull requests not described: {error}", placement.repository),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -552,3 +552,48 @@ async fn work_queued_before_a_stop_is_done_after_the_next_start() {
         eprintln!("{backend}: queued work done after a restart");
     }
 }
+
+/// `landfall ingest` describes the pull requests the commits name, as `serve` does after
+/// a sync, and says so per repository.
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_describes_pull_requests_from_the_forge() {
+    let emulator =
+        GitHub::start(github::Options { tokens: vec![GITHUB_TOKEN.into()], ..Default::default() }).await.unwrap();
+    for (number, title) in [(12, "SHOP-2 checkout form"), (13, "Show totals")] {
+        let pull = github::PullRequest {
+            number,
+            title: title.into(),
+            author: "alice".into(),
+            merged_at: Some("2024-01-02T09:00:00Z".into()),
+            ..Default::default()
+        };
+        emulator.insert_pull_request("acme/shop-api", &pull);
+    }
+    for (backend, database) in all_databases().await {
+        let work = tempfile::tempdir().unwrap();
+        let repo = work.path().join("shop-api");
+        std::fs::create_dir(&repo).unwrap();
+        make_history(&repo);
+        let config = work.path().join("landfall.toml");
+        let text = format!(
+            "{}\n[[forge]]\nname = \"github\"\nkind = \"github\"\nurl = \"{}\"\ntoken_env = \"GITHUB_TOKEN\"\n",
+            repository_config(&repo, "github", "acme/shop-api"),
+            emulator.url()
+        );
+        std::fs::write(&config, text).unwrap();
+        let args = ["ingest", "--config", config.to_str().unwrap(), "--database-url", database.url.expose()];
+        let output = landfall_tests::run(work.path(), &args, &[("GITHUB_TOKEN", GITHUB_TOKEN)]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{backend}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("shop-api: 2 pull requests described by github"), "{backend}: {stdout}");
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        let card = ledger.pull_request_card("shop-api", 12).await.unwrap().expect("pull request 12");
+        assert_eq!(card.title.as_deref(), Some("SHOP-2 checkout form"), "{backend}");
+        ledger.close().await;
+
+        let output = landfall_tests::landfall(work.path()).args(args).env_remove("GITHUB_TOKEN").output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{backend}");
+        assert!(stdout.contains("pull requests not described: forge `github` has no token"), "{backend}: {stdout}");
+    }
+}
