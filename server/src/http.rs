@@ -10,6 +10,7 @@ mod health;
 mod jira;
 mod live;
 mod metrics;
+mod origin;
 mod questions;
 mod reports;
 mod ui;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(forms::router())
         .merge(actions::router())
         .merge(ui::router(&state))
+        .layer(axum::middleware::from_fn(origin::same_origin_only))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }

@@ -135,6 +135,32 @@ async fn actions(backend: &str, database: TestDatabase) {
         call(&server, Method::POST, "/api/v1/applications/main/nothing/sync?namespace=argocd", None).await;
     assert_eq!(status, 404, "{backend}: {body}");
 
+    // Another site's page cannot make a visitor's browser act (cross-site request forgery):
+    // nothing reaches Argo CD. The dashboard's own pages and non-browser clients can.
+    for (name, value) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")] {
+        let response = reqwest::Client::new()
+            .post(server.url("/api/v1/applications/main/shop-prod/sync"))
+            .header(name, value)
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{backend}: {name}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("cross-site request refused"), "{backend}: {body}");
+    }
+    assert!(history(&argo, "shop-prod").is_empty() && phase(&argo, "shop-prod").is_none(), "{backend}: no sync");
+    let own_page = reqwest::Client::new()
+        .post(server.url("/api/v1/applications/main/shop-prod/refresh"))
+        .header("origin", server.base_url.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own_page.status(), 200, "{backend}: {}", own_page.text().await.unwrap());
+
     // Sync: a new history entry in Argo CD, a new deployment in the ledger.
     argo.set_images_for_revision("r1", ["ghcr.io/acme/shop:1"]);
     let sync = json!({"revision": "r1", "prune": true, "sync_options": ["CreateNamespace=true"]});
@@ -230,6 +256,7 @@ async fn actions(backend: &str, database: TestDatabase) {
             ("refresh", "ok"),
             ("sync", "refused"),
             ("sync", "ok"),
+            ("refresh", "ok"),
             ("sync", "refused"),
             ("sync", "refused"),
             ("sync", "refused"),
