@@ -135,6 +135,8 @@ pub struct ApplicationHistory {
     pub deployments_total: i64,
     /// Newest first.
     pub deployments: Vec<HistoryEntry>,
+    /// `actions_enabled` is on: the page offers sync, refresh and rollback.
+    pub actions_enabled: bool,
 }
 
 /// One deployment on an application's page.
@@ -150,6 +152,9 @@ pub struct HistoryEntry {
     pub images: Vec<String>,
     pub features_entered: Vec<String>,
     pub features_left: Vec<String>,
+    /// Argo CD can roll the application back to this entry: a succeeded one of its
+    /// current life in Argo CD, other than the newest.
+    pub can_roll_back: bool,
 }
 
 /// How one configured source (an Argo CD instance, a cluster, Jira) is doing.

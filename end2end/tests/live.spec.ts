@@ -53,3 +53,49 @@ test("the overview lists the Argo CD instance as connected", async ({ page }) =>
   await expect(connection).toContainText("Connected");
   await expect(page.getByRole("alert")).toHaveCount(0);
 });
+
+test("an application is synced and rolled back from its page", async ({ page, request }) => {
+  // An application of its own, created through Argo CD's API, so the other tests'
+  // applications keep their state.
+  const created = await request.post(`${argocd}/api/v1/applications`, {
+    headers: { Authorization: `Bearer ${argocdToken}`, "Content-Type": "application/json" },
+    data: {
+      metadata: { name: "shop-worker", namespace: "argocd", labels: { env: "staging" } },
+      spec: {
+        project: "default",
+        source: { repoURL: "https://git.example/acme/gitops.git", path: "envs/staging/worker", targetRevision: "main" },
+        destination: { server: "https://kubernetes.default.svc", namespace: "shop-staging" },
+      },
+    },
+  });
+  expect(created.status(), await created.text()).toBe(200);
+
+  await page.goto(`${landfall}/applications/main/shop-worker`);
+  await hydrated(page);
+  await expect(page.getByTestId("live-status")).toHaveText("Live");
+  const actions = page.getByRole("group", { name: "Actions" });
+  const outcome = page.getByTestId("action-outcome");
+  const deployments = page.getByRole("table", { name: "Deployments" });
+
+  await actions.getByRole("button", { name: "Sync" }).click();
+  await expect(outcome).toHaveText("sync of shop-worker started");
+  await expect(page.getByTestId("sync-status")).toHaveText("Synced");
+  await expect(deployments.getByRole("row")).toHaveCount(2);
+  await expect(deployments.getByRole("button", { name: "Roll back here" })).toHaveCount(0);
+
+  await page.getByRole("button", { name: "Hard refresh" }).click();
+  await expect(outcome).toHaveText("hard refresh of shop-worker done");
+  await page.getByRole("button", { name: "Sync" }).click();
+  await expect(deployments.getByRole("row")).toHaveCount(3);
+
+  // The older entry can be returned to, after a confirmation.
+  let asked = "";
+  page.once("dialog", (dialog) => {
+    asked = dialog.message();
+    void dialog.accept();
+  });
+  await deployments.getByRole("button", { name: "Roll back here" }).click();
+  await expect(outcome).toHaveText(/^rollback of shop-worker to history 0 started/);
+  expect(asked).toContain("Roll shop-worker back to history 0");
+  await expect(deployments.getByRole("row")).toHaveCount(4);
+});

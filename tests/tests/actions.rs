@@ -98,6 +98,14 @@ async fn disabled(backend: &str, database: TestDatabase) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(history(&argo, "shop-prod").is_empty(), "{backend}: nothing reached Argo CD");
     assert!(argo.application("shop-prod").is_some(), "{backend}");
+    // The application's page offers no actions while they are disabled.
+    let page = eventually("shop-prod's page", || async {
+        let page = reqwest::get(server.url("/applications/main/shop-prod")).await.unwrap().text().await.unwrap();
+        page.contains("No deployments recorded yet.").then_some(page)
+    })
+    .await;
+    assert!(!page.contains("aria-label=\"Actions\"") && !page.contains("Roll back"), "{backend}");
+
     let entries = audit(&server).await;
     let seen: Vec<(&str, &str)> =
         entries.iter().map(|e| (e["action"].as_str().unwrap(), e["outcome"].as_str().unwrap())).collect();
@@ -237,6 +245,15 @@ async fn actions(backend: &str, database: TestDatabase) {
         call(&server, Method::DELETE, "/api/v1/applications/main/shop-new?cascade=false&namespace=argocd", None).await;
     assert_eq!(status, 200, "{backend}: {body}");
     eventually("the deletion", || async { argo.application("shop-new").is_none().then_some(()) }).await;
+
+    // The application's page offers the actions, and a rollback to each older entry
+    // (shop-auto has three; the newest gets no button).
+    let page = eventually("shop-auto's page with its history", || async {
+        let page = reqwest::get(server.url("/applications/main/shop-auto")).await.unwrap().text().await.unwrap();
+        (page.matches("Roll back here").count() == 2).then_some(page)
+    })
+    .await;
+    assert!(page.contains("aria-label=\"Actions\"") && page.contains(">Sync</button>"), "{backend}");
 
     let entries = audit(&server).await;
     let seen: Vec<(&str, &str)> =

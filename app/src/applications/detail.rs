@@ -10,17 +10,120 @@ use crate::live::{Connection, LiveBadge, use_live};
 use crate::shared::status::{ErrorNotice, Loading};
 use crate::shared::tables::StatusPill;
 
+/// One path segment or query value, percent-encoded.
+fn encode(part: &str) -> String {
+    part.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// The page's address: `/applications/{instance}/{name}`, each part percent-encoded.
 pub fn application_href(instance: &str, name: &str) -> String {
-    let encode = |part: &str| -> String {
-        part.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                other => format!("%{other:02X}"),
-            })
-            .collect()
-    };
     format!("/applications/{}/{}", encode(instance), encode(name))
+}
+
+/// The REST address of an action on an application: `sync`, `refresh` or `rollback`.
+fn action_url(instance: &str, namespace: &str, name: &str, action: &str) -> String {
+    format!("/api/v1/applications/{}/{}/{action}?namespace={}", encode(instance), encode(name), encode(namespace))
+}
+
+/// Sync, refresh and roll back from the page. The buttons call the same REST endpoints
+/// as any other client, so the same checks (`actions_enabled`, cross-site refusal) and
+/// the same audit apply; the page then follows what Argo CD does through the live feed.
+#[derive(Clone)]
+struct Actions {
+    instance: String,
+    namespace: String,
+    name: String,
+    automated_sync: bool,
+    /// The last action's answer: whether it went through, and Landfall's words.
+    outcome: RwSignal<Option<(bool, String)>>,
+    busy: RwSignal<bool>,
+}
+
+impl Actions {
+    fn run(&self, action: &'static str, body: serde_json::Value) {
+        let url = action_url(&self.instance, &self.namespace, &self.name, action);
+        let (outcome, busy) = (self.outcome, self.busy);
+        busy.set(true);
+        outcome.set(None);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            outcome.set(Some(post_action(&url, &body).await));
+            busy.set(false);
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (url, body);
+    }
+
+    /// Asks first, and says so when automated sync must be turned off for Argo CD to
+    /// accept the rollback.
+    fn roll_back(&self, history_id: i64, revision: &str) {
+        let question = if self.automated_sync {
+            format!(
+                "Automated sync is on for {}, and Argo CD refuses a rollback while it is. Turn automated sync off \
+                 and roll back to history {history_id} ({revision})?",
+                self.name
+            )
+        } else {
+            format!("Roll {} back to history {history_id} ({revision})?", self.name)
+        };
+        if confirmed(&question) {
+            let body = serde_json::json!({ "history_id": history_id, "disable_automated_sync": self.automated_sync });
+            self.run("rollback", body);
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn confirmed(question: &str) -> bool {
+    window().confirm_with_message(question).unwrap_or(false)
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn confirmed(_question: &str) -> bool {
+    false
+}
+
+/// POSTs an action and reads Landfall's answer: its `message`, or its `error`.
+#[cfg(feature = "hydrate")]
+async fn post_action(url: &str, body: &serde_json::Value) -> (bool, String) {
+    let request = match gloo_net::http::Request::post(url).json(body) {
+        Ok(request) => request,
+        Err(error) => return (false, error.to_string()),
+    };
+    match request.send().await {
+        Ok(response) => {
+            let ok = response.ok();
+            let status = response.status();
+            let answer: serde_json::Value = response.json().await.unwrap_or_default();
+            let words = answer[if ok { "message" } else { "error" }].as_str().map(str::to_string);
+            (ok, words.unwrap_or_else(|| format!("Landfall answered {status}")))
+        }
+        Err(error) => (false, format!("could not reach Landfall: {error}")),
+    }
+}
+
+#[component]
+fn ActionBar(actions: Actions) -> impl IntoView {
+    let (busy, outcome) = (actions.busy, actions.outcome);
+    let sync = actions.clone();
+    let refresh = actions.clone();
+    let hard = actions.clone();
+    view! {
+        <div class="actions" role="group" aria-label="Actions">
+            <button type="button" disabled=move || busy.get() on:click=move |_| sync.run("sync", serde_json::json!({}))>"Sync"</button>
+            <button type="button" disabled=move || busy.get() on:click=move |_| refresh.run("refresh", serde_json::json!({}))>"Refresh"</button>
+            <button type="button" disabled=move || busy.get() on:click=move |_| hard.run("refresh", serde_json::json!({ "hard": true }))>"Hard refresh"</button>
+            <span role="status" data-testid="action-outcome" class=move || match outcome.get() {
+                Some((false, _)) => "action-outcome failed",
+                _ => "action-outcome",
+            }>{move || outcome.get().map(|(_, words)| words)}</span>
+        </div>
+    }
 }
 
 #[component]
@@ -60,6 +163,15 @@ pub fn ApplicationPage() -> impl IntoView {
 fn history_view(app: ApplicationHistory, connection: ReadSignal<Connection>) -> impl IntoView {
     let shown = app.deployments.len() as i64;
     let more = app.deployments_total - shown;
+    let actions = (app.actions_enabled && app.deleted_at.is_none()).then(|| Actions {
+        instance: app.instance.clone(),
+        namespace: app.namespace.clone(),
+        name: app.name.clone(),
+        automated_sync: app.automated_sync,
+        outcome: RwSignal::new(None),
+        busy: RwSignal::new(false),
+    });
+    let bar = actions.clone().map(|actions| view! { <ActionBar actions /> });
     view! {
         <Title text=app.name.clone() />
         <header class="page-header">
@@ -75,6 +187,7 @@ fn history_view(app: ApplicationHistory, connection: ReadSignal<Connection>) -> 
                 <span data-testid="health-status"><StatusPill status=app.health_status.clone() /></span>" "
                 <LiveBadge connection />
             </p>
+            {bar}
         </header>
         <h2>"Deployments"</h2>
         {if app.deployments.is_empty() {
@@ -83,9 +196,10 @@ fn history_view(app: ApplicationHistory, connection: ReadSignal<Connection>) -> 
             view! {
                 <table class="table" aria-label="Deployments">
                     <thead>
-                        <tr><th>"History"</th><th>"Deployed"</th><th>"Revision"</th><th>"By"</th><th>"Images"</th><th>"Features in"</th><th>"Features out"</th></tr>
+                        <tr><th>"History"</th><th>"Deployed"</th><th>"Revision"</th><th>"By"</th><th>"Images"</th><th>"Features in"</th><th>"Features out"</th>
+                            {actions.is_some().then(|| view! { <th><span class="visually-hidden">"Actions"</span></th> })}</tr>
                     </thead>
-                    <tbody>{app.deployments.into_iter().map(row).collect_view()}</tbody>
+                    <tbody>{app.deployments.into_iter().map(|entry| row(entry, actions.clone())).collect_view()}</tbody>
                 </table>
             }.into_any()
         }}
@@ -93,9 +207,20 @@ fn history_view(app: ApplicationHistory, connection: ReadSignal<Connection>) -> 
     }
 }
 
-fn row(entry: HistoryEntry) -> impl IntoView {
+fn row(entry: HistoryEntry, actions: Option<Actions>) -> impl IntoView {
     let revision: String = entry.revision.chars().take(12).collect();
     let phase = (entry.phase != "Succeeded").then(|| format!(" ({})", entry.phase));
+    let roll_back = actions.map(|actions| {
+        let button = entry.can_roll_back.then(|| {
+            let (history_id, revision) = (entry.history_id, revision.clone());
+            let busy = actions.busy;
+            view! {
+                <button type="button" disabled=move || busy.get()
+                    on:click=move |_| actions.roll_back(history_id, &revision)>"Roll back here"</button>
+            }
+        });
+        view! { <td>{button}</td> }
+    });
     view! {
         <tr>
             <td>{entry.history_id}{entry.is_rollback.then_some(" · rollback")}</td>
@@ -105,6 +230,7 @@ fn row(entry: HistoryEntry) -> impl IntoView {
             <td>{entry.images.join(", ")}</td>
             <td>{entry.features_entered.join(", ")}</td>
             <td>{entry.features_left.join(", ")}</td>
+            {roll_back}
         </tr>
     }
 }

@@ -21,7 +21,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         clusters: state.clusters.clone(),
         jira: state.jira.as_ref().map(|jira| (jira.base.host_str().unwrap_or("site").to_string(), jira.status.clone())),
     };
-    let backend: Arc<dyn Backend> = Arc::new(LedgerBackend(state.ledger.clone(), state.projects.clone(), sources));
+    let backend: Arc<dyn Backend> =
+        Arc::new(LedgerBackend(state.ledger.clone(), state.projects.clone(), sources, state.actions_enabled));
     let options = state.leptos.clone();
     let routes = generate_route_list(App);
     Router::new()
@@ -34,9 +35,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
 }
 
-/// The ledger, the configured feature projects questions may name, and the sources'
-/// statuses.
-struct LedgerBackend(Ledger, Arc<[String]>, Sources);
+/// The ledger, the configured feature projects questions may name, the sources'
+/// statuses, and whether actions are enabled.
+struct LedgerBackend(Ledger, Arc<[String]>, Sources, bool);
 
 /// Where the watches, cluster readers and the Jira refresher report how they fare.
 struct Sources {
@@ -129,6 +130,11 @@ impl Backend for LedgerBackend {
         };
         let keys = |features: &[crate::ledger::cards::FeatureRef]| features.iter().map(|f| f.key.clone()).collect();
         let app = detail.application;
+        // Argo CD's history holds only the application's current life, and returning to
+        // the newest entry changes nothing.
+        let current_life = detail.deployments.iter().map(|d| d.incarnation).max().unwrap_or_default();
+        let newest = detail.deployments.iter().find(|d| d.phase == "Succeeded").map(|d| (d.incarnation, d.history_id));
+        let present = app.deleted_at.is_none();
         Ok(Some(ApplicationHistory {
             instance: app.instance,
             namespace: app.namespace,
@@ -144,6 +150,11 @@ impl Backend for LedgerBackend {
                 .deployments
                 .into_iter()
                 .map(|d| HistoryEntry {
+                    can_roll_back: d.phase == "Succeeded"
+                        && d.history_id >= 0
+                        && d.incarnation == current_life
+                        && newest != Some((d.incarnation, d.history_id))
+                        && present,
                     history_id: d.history_id,
                     revision: d.revision,
                     deployed_at: d.finished_at.unwrap_or(d.started_at),
@@ -155,6 +166,7 @@ impl Backend for LedgerBackend {
                     features_left: d.changes.as_ref().map(|c| keys(&c.features_left)).unwrap_or_default(),
                 })
                 .collect(),
+            actions_enabled: self.3,
         }))
     }
 
