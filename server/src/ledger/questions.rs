@@ -236,9 +236,13 @@ impl Ledger {
         prefix: &str,
     ) -> Result<Vec<(String, String)>, LedgerError> {
         let sql = "SELECT r.name, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
-                   WHERE c.sha LIKE $1 AND ($2 IS NULL OR r.name = $2) ORDER BY r.name, c.sha LIMIT 2";
-        let pattern = format!("{}%", prefix.to_ascii_lowercase().replace(['%', '_'], ""));
-        let rows = on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(&pattern).bind(repository).fetch_all(p).await?);
+                   WHERE c.sha >= $1 AND c.sha < $3 AND substr(c.sha, 1, length($1)) = $1
+                     AND ($2 IS NULL OR r.name = $2)
+                   ORDER BY r.name, c.sha LIMIT 2";
+        let (low, high) = super::cards::prefix_range(&prefix.replace(['%', '_'], ""));
+        let rows = on_pool!(self.pool(), |p| {
+            sqlx::query_as(sql).bind(&low).bind(repository).bind(&high).fetch_all(p).await?
+        });
         Ok(rows)
     }
 
