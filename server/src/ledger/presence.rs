@@ -737,9 +737,8 @@ impl Ledger {
         let row = on_pool!(self.pool(), |p| {
             sqlx::query_as(
                 "SELECT id, history_id, revision, COALESCE(finished_at, started_at) FROM deployments
-                 WHERE application_id = $1 AND phase = 'Succeeded'
-                   AND (COALESCE(finished_at, started_at) < $2
-                        OR (COALESCE(finished_at, started_at) = $2 AND history_id < $3))
+                 WHERE application_id = $1 AND phase = 'Succeeded' AND COALESCE(finished_at, started_at) <= $2
+                   AND (COALESCE(finished_at, started_at), history_id) < ($2, $3)
                  ORDER BY COALESCE(finished_at, started_at) DESC, history_id DESC LIMIT 1",
             )
             .bind(application_id)

@@ -260,14 +260,18 @@ impl Ledger {
         since: i64,
         until: i64,
     ) -> Result<EnvironmentChanges, LedgerError> {
+        // The previous deployment is the latest before `d` by (time, history id): the
+        // row comparison says exactly that, and the plain `<=` on the time lets the
+        // `deployments_app_time` index seek to it instead of reading the application's
+        // whole history.
         type Row = (i64, i64, String, String, String, i64, String, i64, Option<String>, bool, bool, Option<i64>);
         let sql = "SELECT d.id, d.application_id, a.instance, a.namespace, a.name, d.history_id, d.revision,
                           COALESCE(d.finished_at, d.started_at), d.initiated_by, d.automated, d.is_rollback,
                           (SELECT p.id FROM deployments p
                            WHERE p.application_id = d.application_id AND p.phase = 'Succeeded'
-                             AND (COALESCE(p.finished_at, p.started_at) < COALESCE(d.finished_at, d.started_at)
-                                  OR (COALESCE(p.finished_at, p.started_at) = COALESCE(d.finished_at, d.started_at)
-                                      AND p.history_id < d.history_id))
+                             AND COALESCE(p.finished_at, p.started_at) <= COALESCE(d.finished_at, d.started_at)
+                             AND (COALESCE(p.finished_at, p.started_at), p.history_id)
+                                 < (COALESCE(d.finished_at, d.started_at), d.history_id)
                            ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.history_id DESC LIMIT 1)
                    FROM deployments d JOIN applications a ON a.id = d.application_id
                    WHERE a.environment_id = $1 AND d.phase = 'Succeeded'
@@ -431,9 +435,9 @@ impl Ledger {
                         f.revision, COALESCE(f.finished_at, f.started_at),
                         (SELECT p.id FROM deployments p
                          WHERE p.application_id = f.application_id AND p.phase = 'Succeeded'
-                           AND (COALESCE(p.finished_at, p.started_at) < COALESCE(f.finished_at, f.started_at)
-                                OR (COALESCE(p.finished_at, p.started_at) = COALESCE(f.finished_at, f.started_at)
-                                    AND p.history_id < f.history_id))
+                           AND COALESCE(p.finished_at, p.started_at) <= COALESCE(f.finished_at, f.started_at)
+                           AND (COALESCE(p.finished_at, p.started_at), p.history_id)
+                               < (COALESCE(f.finished_at, f.started_at), f.history_id)
                          ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.history_id DESC LIMIT 1)
                  FROM wanted w
                  JOIN applications a ON a.instance = w.instance AND a.namespace = w.namespace AND a.name = w.name
