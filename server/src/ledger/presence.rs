@@ -197,11 +197,15 @@ impl Ledger {
                  JOIN features f ON f.id = cf.feature_id WHERE f.key = $1{}",
                 self.listed_features()
             ),
+            // Two index lookups rather than `number = $2 OR sha IN (…)`: joined to the
+            // landings, PostgreSQL answered the OR by reading every commit.
             Target::PullRequest { .. } => "SELECT c.repository_id, c.sha FROM commits c
                  JOIN repositories r ON r.id = c.repository_id
-                 WHERE r.name = $1 AND (c.pull_request_number = $2 OR c.sha IN (
-                     SELECT pr.merge_commit_sha FROM pull_requests pr
-                     WHERE pr.repository_id = r.id AND pr.number = $2))"
+                 WHERE r.name = $1 AND c.pull_request_number = $2
+                 UNION
+                 SELECT c.repository_id, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
+                 JOIN pull_requests pr ON pr.repository_id = r.id AND pr.merge_commit_sha = c.sha
+                 WHERE r.name = $1 AND pr.number = $2"
                 .to_string(),
             Target::Commit { .. } => "SELECT c.repository_id, c.sha FROM commits c
                  JOIN repositories r ON r.id = c.repository_id WHERE r.name = $1 AND c.sha = $2"
@@ -235,9 +239,9 @@ impl Ledger {
     /// rise with time, so the first high at or above it is the earliest of all of
     /// theirs, and a current base that carries any of them carries it), so the landed
     /// path yields one row per application and branch however many commits the target has.
-    /// `target` is not materialised: each branch then starts from the target's own index
-    /// lookups (materialised, SQLite's planner had no row estimate for it and read every
-    /// deployment to join the extras).
+    /// Each branch starts from the target: `CROSS JOIN` fixes SQLite's join order (for a
+    /// materialised `target` it has no row estimate, and it read every deployment to join
+    /// the extras), and PostgreSQL, which takes it as an inner join, may inline `target`.
     pub(crate) async fn presence_by_application(
         &self,
         target: &Target,
@@ -252,17 +256,17 @@ impl Ledger {
                          ORDER BY h.base_position LIMIT 1)
                  FROM (SELECT s.application_id, s.repository_id, s.ref_name, s.current_base,
                               MIN(cl.position) AS position
-                       FROM target t
-                       JOIN commit_landings cl ON cl.repository_id = t.repository_id AND cl.sha = t.sha
-                       JOIN application_sources s ON s.repository_id = cl.repository_id AND s.ref_name = cl.ref_name
+                       FROM target t CROSS JOIN commit_landings cl CROSS JOIN application_sources s
+                       WHERE cl.repository_id = t.repository_id AND cl.sha = t.sha
+                         AND s.repository_id = cl.repository_id AND s.ref_name = cl.ref_name
                        GROUP BY s.application_id, s.repository_id, s.ref_name, s.current_base) g
                  UNION ALL
                  SELECT DISTINCT d.application_id, d.id = a.current_deployment_id, d.id
-                 FROM target t
-                 JOIN source_point_extras x ON x.repository_id = t.repository_id AND x.extra_sha = t.sha
-                 JOIN deployment_sources ds ON ds.repository_id = x.repository_id AND ds.sha = x.sha
-                 JOIN deployments d ON d.id = ds.deployment_id AND d.phase = 'Succeeded'
-                 JOIN applications a ON a.id = d.application_id)
+                 FROM target t CROSS JOIN source_point_extras x CROSS JOIN deployment_sources ds
+                 CROSS JOIN deployments d CROSS JOIN applications a
+                 WHERE x.repository_id = t.repository_id AND x.extra_sha = t.sha
+                   AND ds.repository_id = x.repository_id AND ds.sha = x.sha
+                   AND d.id = ds.deployment_id AND d.phase = 'Succeeded' AND a.id = d.application_id)
              SELECT c.application_id, c.now, d.application_id, d.history_id, COALESCE(d.finished_at, d.started_at),
                     a.instance, a.namespace, a.name, e.name, e.rank
              FROM candidates c JOIN deployments d ON d.id = c.deployment_id
