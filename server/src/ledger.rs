@@ -41,6 +41,11 @@ pub use forge::Acceptance;
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// How much of the SQLite ledger file readers map into memory instead of copying pages
+/// in with `read` (<https://www.sqlite.org/mmap.html>). Address space, not memory: the
+/// pages are the OS's file cache, shared by every connection.
+const SQLITE_MMAP_BYTES: &str = "1073741824";
+
 /// How long start-up waits for the database before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -141,7 +146,11 @@ impl Ledger {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(5));
+                    .busy_timeout(Duration::from_secs(5))
+                    // Each pooled connection has its own small page cache, and requests
+                    // hop between connections, so without a mapping most page reads were
+                    // `pread` copies from the OS cache (a sixth of a card's time).
+                    .pragma("mmap_size", SQLITE_MMAP_BYTES);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(CONNECT_TIMEOUT)

@@ -321,9 +321,9 @@ impl Ledger {
                           d.initiated_by, d.automated, d.is_rollback,
                           (SELECT p.id FROM deployments p
                            WHERE p.application_id = d.application_id AND p.phase = 'Succeeded'
-                             AND (COALESCE(p.finished_at, p.started_at) < COALESCE(d.finished_at, d.started_at)
-                                  OR (COALESCE(p.finished_at, p.started_at) = COALESCE(d.finished_at, d.started_at)
-                                      AND (p.incarnation, p.history_id) < (d.incarnation, d.history_id)))
+                             AND COALESCE(p.finished_at, p.started_at) <= COALESCE(d.finished_at, d.started_at)
+                             AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
+                                 < (COALESCE(d.finished_at, d.started_at), d.incarnation, d.history_id)
                            ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC, p.history_id DESC LIMIT 1),
                           d.incarnation
                    FROM deployments d WHERE d.application_id = $1

@@ -210,6 +210,17 @@ fn build(row: BuildRow) -> ImageBuild {
     }
 }
 
+/// The range of commit ids that start with a lowercase hexadecimal prefix: from the
+/// prefix itself to the prefix followed by `g`, which sorts after every hexadecimal digit
+/// (bytewise and in the usual collations alike). A range, unlike `LIKE 'prefix%'`, is
+/// answered from the `sha` indexes on both back ends, and SQLite need not prepare the
+/// statement again for each new pattern.
+pub(crate) fn prefix_range(prefix: &str) -> (String, String) {
+    let low = prefix.to_ascii_lowercase();
+    let high = format!("{low}g");
+    (low, high)
+}
+
 fn feature((key, summary, status): (String, Option<String>, Option<String>)) -> FeatureRef {
     FeatureRef { key, summary, status }
 }
@@ -293,11 +304,12 @@ impl Ledger {
     pub async fn commit_card(&self, repo: &str, sha_prefix: &str) -> Result<ShaMatch, LedgerError> {
         let sql = format!(
             "SELECT {COMMIT_COLUMNS} FROM commits c JOIN repositories r ON r.id = c.repository_id
-             WHERE r.name = $1 AND c.sha LIKE $2 ORDER BY c.sha LIMIT 2"
+             WHERE r.name = $1 AND c.sha >= $2 AND c.sha < $3 AND substr(c.sha, 1, length($2)) = $2
+             ORDER BY c.sha LIMIT 2"
         );
-        let pattern = format!("{}%", sha_prefix.to_ascii_lowercase());
+        let (low, high) = prefix_range(sha_prefix);
         let mut rows: Vec<CommitRow> =
-            on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(repo).bind(&pattern).fetch_all(p).await?);
+            on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(repo).bind(&low).bind(&high).fetch_all(p).await?);
         let row = match rows.len() {
             0 => return Ok(ShaMatch::None),
             1 => rows.remove(0),

@@ -179,44 +179,49 @@ pub(super) fn id_list(start: usize, count: usize) -> String {
     (0..count).map(|i| format!("${}", start + i)).collect::<Vec<_>>().join(", ")
 }
 
+/// Binds a target's parameters, in the order [`target_commits_sql`] numbers them.
+macro_rules! bind_target {
+    ($query:expr, $target:expr) => {
+        match $target {
+            Target::Feature(key) => $query.bind(key),
+            Target::PullRequest { repo, number } => $query.bind(repo).bind(*number),
+            Target::Commit { repo, sha } => $query.bind(repo).bind(sha),
+        }
+    };
+}
+
 impl Ledger {
+    /// A query for the `(repository_id, sha)` of the commits a target stands for, with
+    /// its parameters as `$1` (and `$2`). The text depends only on the kind of target,
+    /// so each connection prepares it once.
+    fn target_commits_sql(&self, target: &Target) -> String {
+        match target {
+            Target::Feature(_) => format!(
+                "SELECT c.repository_id, c.sha FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
+                 JOIN features f ON f.id = cf.feature_id WHERE f.key = $1{}",
+                self.listed_features()
+            ),
+            // Two index lookups rather than `number = $2 OR sha IN (…)`: joined to the
+            // landings, PostgreSQL answered the OR by reading every commit.
+            Target::PullRequest { .. } => "SELECT c.repository_id, c.sha FROM commits c
+                 JOIN repositories r ON r.id = c.repository_id
+                 WHERE r.name = $1 AND c.pull_request_number = $2
+                 UNION
+                 SELECT c.repository_id, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
+                 JOIN pull_requests pr ON pr.repository_id = r.id AND pr.merge_commit_sha = c.sha
+                 WHERE r.name = $1 AND pr.number = $2"
+                .to_string(),
+            Target::Commit { .. } => "SELECT c.repository_id, c.sha FROM commits c
+                 JOIN repositories r ON r.id = c.repository_id WHERE r.name = $1 AND c.sha = $2"
+                .to_string(),
+        }
+    }
+
     /// The commits a target stands for: a feature's commits, a pull request's merge or
     /// squash commits, or one commit.
     pub async fn target_commits(&self, target: &Target) -> Result<Vec<(i64, String)>, LedgerError> {
-        let rows = on_pool!(self.pool(), |p| match target {
-            Target::Feature(key) => {
-                sqlx::query_as(&format!(
-                    "SELECT c.repository_id, c.sha FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
-                     JOIN features f ON f.id = cf.feature_id WHERE f.key = $1{}",
-                    self.listed_features()
-                ))
-                .bind(key)
-                .fetch_all(p)
-                .await?
-            }
-            Target::PullRequest { repo, number } => {
-                sqlx::query_as(
-                    "SELECT c.repository_id, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
-                     WHERE r.name = $1 AND (c.pull_request_number = $2 OR c.sha IN (
-                         SELECT pr.merge_commit_sha FROM pull_requests pr
-                         WHERE pr.repository_id = r.id AND pr.number = $2))",
-                )
-                .bind(repo)
-                .bind(number)
-                .fetch_all(p)
-                .await?
-            }
-            Target::Commit { repo, sha } => {
-                sqlx::query_as(
-                    "SELECT c.repository_id, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
-                     WHERE r.name = $1 AND c.sha = $2",
-                )
-                .bind(repo)
-                .bind(sha)
-                .fetch_all(p)
-                .await?
-            }
-        });
+        let sql = self.target_commits_sql(target);
+        let rows = on_pool!(self.pool(), |p| bind_target!(sqlx::query_as(&sql), target).fetch_all(p).await?);
         Ok(rows)
     }
 
@@ -232,101 +237,86 @@ impl Ledger {
     }
 
     /// [`Ledger::presence`], with each application's ledger id.
+    ///
+    /// One query: the target's commits, the candidate deployments and their details.
+    /// Of a target's commits on one branch only the earliest landed matters (record highs
+    /// rise with time, so the first high at or above it is the earliest of all of
+    /// theirs, and a current base that carries any of them carries it), so the landed
+    /// path yields one row per application and branch however many commits the target has.
+    /// Each branch starts from the target: `CROSS JOIN` fixes SQLite's join order (for a
+    /// materialised `target` it has no row estimate, and it read every deployment to join
+    /// the extras), and PostgreSQL, which takes it as an inner join, may inline `target`.
     pub(crate) async fn presence_by_application(
         &self,
         target: &Target,
     ) -> Result<Vec<(i64, ApplicationPresence)>, LedgerError> {
-        let commits = self.target_commits(target).await?;
-        if commits.is_empty() {
-            return Ok(Vec::new());
-        }
-        let values = values_list(1, commits.len());
-        let landed_sql = format!(
-            "WITH target (repository_id, sha) AS (VALUES {values})
-             SELECT s.application_id, s.current_base >= cl.position,
-                    (SELECT h.deployment_id FROM application_highs h
-                     WHERE h.application_id = s.application_id AND h.repository_id = s.repository_id
-                       AND h.ref_name = s.ref_name AND h.base_position >= cl.position
-                     ORDER BY h.base_position LIMIT 1)
-             FROM target t
-             JOIN commit_landings cl ON cl.repository_id = t.repository_id AND cl.sha = t.sha
-             JOIN application_sources s ON s.repository_id = cl.repository_id AND s.ref_name = cl.ref_name"
+        let sql = format!(
+            "WITH target (repository_id, sha) AS NOT MATERIALIZED ({}),
+             candidates (application_id, now, deployment_id) AS (
+                 SELECT g.application_id, g.current_base >= g.position,
+                        (SELECT h.deployment_id FROM application_highs h
+                         WHERE h.application_id = g.application_id AND h.repository_id = g.repository_id
+                           AND h.ref_name = g.ref_name AND h.base_position >= g.position
+                         ORDER BY h.base_position LIMIT 1)
+                 FROM (SELECT s.application_id, s.repository_id, s.ref_name, s.current_base,
+                              MIN(cl.position) AS position
+                       FROM target t CROSS JOIN commit_landings cl CROSS JOIN application_sources s
+                       WHERE cl.repository_id = t.repository_id AND cl.sha = t.sha
+                         AND s.repository_id = cl.repository_id AND s.ref_name = cl.ref_name
+                       GROUP BY s.application_id, s.repository_id, s.ref_name, s.current_base) g
+                 UNION ALL
+                 SELECT DISTINCT d.application_id, d.id = a.current_deployment_id, d.id
+                 FROM target t CROSS JOIN source_point_extras x CROSS JOIN deployment_sources ds
+                 CROSS JOIN deployments d CROSS JOIN applications a
+                 WHERE x.repository_id = t.repository_id AND x.extra_sha = t.sha
+                   AND ds.repository_id = x.repository_id AND ds.sha = x.sha
+                   AND d.id = ds.deployment_id AND d.phase = 'Succeeded' AND a.id = d.application_id)
+             SELECT c.application_id, c.now, d.application_id, d.history_id, COALESCE(d.finished_at, d.started_at),
+                    a.instance, a.namespace, a.name, e.name, e.rank, d.id, d.incarnation
+             FROM candidates c JOIN deployments d ON d.id = c.deployment_id
+             JOIN applications a ON a.id = d.application_id
+             LEFT JOIN environments e ON e.id = a.environment_id",
+            self.target_commits_sql(target)
         );
-        let extras_sql = format!(
-            "WITH target (repository_id, sha) AS (VALUES {values})
-             SELECT DISTINCT d.application_id, d.id = a.current_deployment_id, d.id
-             FROM target t
-             JOIN source_point_extras x ON x.repository_id = t.repository_id AND x.extra_sha = t.sha
-             JOIN deployment_sources ds ON ds.repository_id = x.repository_id AND ds.sha = x.sha
-             JOIN deployments d ON d.id = ds.deployment_id AND d.phase = 'Succeeded'
-             JOIN applications a ON a.id = d.application_id"
-        );
-        type Row = (i64, Option<bool>, Option<i64>);
-        let rows: Vec<Row> = on_pool!(self.pool(), |p| {
-            let mut landed = sqlx::query_as(&landed_sql);
-            let mut extras = sqlx::query_as(&extras_sql);
-            for (repository_id, sha) in &commits {
-                landed = landed.bind(*repository_id).bind(sha);
-                extras = extras.bind(*repository_id).bind(sha);
-            }
-            let mut rows: Vec<Row> = landed.fetch_all(p).await?;
-            let extra_rows: Vec<Row> = extras.fetch_all(p).await?;
-            rows.extend(extra_rows);
-            rows
-        });
-        // Per application: whether it runs the target now, and the deployments that
-        // carried it first on each path (the earliest wins below).
-        let mut by_application: BTreeMap<i64, (bool, Vec<i64>)> = BTreeMap::new();
-        for (application_id, now, deployment_id) in rows {
-            let Some(deployment_id) = deployment_id else { continue };
-            let entry = by_application.entry(application_id).or_default();
-            entry.0 |= now.unwrap_or(false);
-            entry.1.push(deployment_id);
-        }
-        let deployment_ids: Vec<i64> = by_application.values().flat_map(|(_, ids)| ids.iter().copied()).collect();
-        if deployment_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let details_sql = format!(
-            "SELECT d.id, d.application_id, d.history_id, COALESCE(d.finished_at, d.started_at),
-                    a.instance, a.namespace, a.name, e.name, e.rank, d.incarnation
-             FROM deployments d JOIN applications a ON a.id = d.application_id
-             LEFT JOIN environments e ON e.id = a.environment_id
-             WHERE d.id IN ({})",
-            id_list(1, deployment_ids.len())
-        );
-        type Detail = (i64, i64, i64, i64, String, String, String, Option<String>, Option<i64>, i64);
-        let details: Vec<Detail> = on_pool!(self.pool(), |p| {
-            let mut query = sqlx::query_as(&details_sql);
-            for id in &deployment_ids {
-                query = query.bind(*id);
-            }
-            query.fetch_all(p).await?
-        });
+        type Row = (i64, Option<bool>, i64, i64, i64, String, String, String, Option<String>, Option<i64>, i64, i64);
+        let rows: Vec<Row> = on_pool!(self.pool(), |p| bind_target!(sqlx::query_as(&sql), target).fetch_all(p).await?);
+        // Per application: whether it runs the target now, and the first deployment that
+        // carried it (the earliest of its paths).
+        let mut now: HashMap<i64, bool> = HashMap::new();
+        type Detail = (i64, i64, String, String, String, Option<String>, Option<i64>, i64, i64);
         let mut first: BTreeMap<i64, Detail> = BTreeMap::new();
-        for detail in details {
+        for row in rows {
+            let (candidate_application, present, application_id, history_id, at, instance, namespace, name) =
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
+            let (env, rank, deployment_id, incarnation) = (row.8, row.9, row.10, row.11);
+            *now.entry(candidate_application).or_default() |= present.unwrap_or(false);
             let earlier =
-                first.get(&detail.1).is_none_or(|seen| (detail.3, detail.9, detail.2) < (seen.3, seen.9, seen.2));
+                first.get(&application_id).is_none_or(|seen| (at, incarnation, history_id) < (seen.1, seen.8, seen.0));
             if earlier {
-                first.insert(detail.1, detail);
+                first.insert(
+                    application_id,
+                    (history_id, at, instance, namespace, name, env, rank, deployment_id, incarnation),
+                );
             }
         }
         let mut presence: Vec<(Option<i64>, i64, ApplicationPresence)> = first
-            .into_values()
-            .map(|(deployment_id, application_id, history_id, at, instance, namespace, name, environment, rank, _)| {
-                (
-                    rank,
-                    application_id,
-                    ApplicationPresence {
-                        application: ApplicationRef { instance, namespace, name },
-                        environment,
-                        first_deployed_at: format_rfc3339(at),
-                        first_history_id: history_id,
-                        present_now: by_application[&application_id].0,
-                        first_deployment_id: deployment_id,
-                    },
-                )
-            })
+            .into_iter()
+            .map(
+                |(application_id, (history_id, at, instance, namespace, name, environment, rank, deployment_id, _))| {
+                    (
+                        rank,
+                        application_id,
+                        ApplicationPresence {
+                            application: ApplicationRef { instance, namespace, name },
+                            environment,
+                            first_deployed_at: format_rfc3339(at),
+                            first_history_id: history_id,
+                            present_now: now.get(&application_id).copied().unwrap_or(false),
+                            first_deployment_id: deployment_id,
+                        },
+                    )
+                },
+            )
             .collect();
         presence.sort_by(|(a_rank, _, a), (b_rank, _, b)| {
             (a_rank.is_none(), a_rank, &a.environment, &a.application).cmp(&(
@@ -765,9 +755,8 @@ impl Ledger {
         let row = on_pool!(self.pool(), |p| {
             sqlx::query_as(
                 "SELECT id, history_id, revision, COALESCE(finished_at, started_at) FROM deployments
-                 WHERE application_id = $1 AND phase = 'Succeeded'
-                   AND (COALESCE(finished_at, started_at) < $2
-                        OR (COALESCE(finished_at, started_at) = $2 AND (incarnation, history_id) < ($3, $4)))
+                 WHERE application_id = $1 AND phase = 'Succeeded' AND COALESCE(finished_at, started_at) <= $2
+                   AND (COALESCE(finished_at, started_at), incarnation, history_id) < ($2, $3, $4)
                  ORDER BY COALESCE(finished_at, started_at) DESC, incarnation DESC, history_id DESC LIMIT 1",
             )
             .bind(application_id)

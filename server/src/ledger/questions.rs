@@ -236,9 +236,13 @@ impl Ledger {
         prefix: &str,
     ) -> Result<Vec<(String, String)>, LedgerError> {
         let sql = "SELECT r.name, c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
-                   WHERE c.sha LIKE $1 AND ($2 IS NULL OR r.name = $2) ORDER BY r.name, c.sha LIMIT 2";
-        let pattern = format!("{}%", prefix.to_ascii_lowercase().replace(['%', '_'], ""));
-        let rows = on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(&pattern).bind(repository).fetch_all(p).await?);
+                   WHERE c.sha >= $1 AND c.sha < $3 AND substr(c.sha, 1, length($1)) = $1
+                     AND ($2 IS NULL OR r.name = $2)
+                   ORDER BY r.name, c.sha LIMIT 2";
+        let (low, high) = super::cards::prefix_range(&prefix.replace(['%', '_'], ""));
+        let rows = on_pool!(self.pool(), |p| {
+            sqlx::query_as(sql).bind(&low).bind(repository).bind(&high).fetch_all(p).await?
+        });
         Ok(rows)
     }
 
@@ -256,14 +260,18 @@ impl Ledger {
         since: i64,
         until: i64,
     ) -> Result<EnvironmentChanges, LedgerError> {
+        // The previous deployment is the latest before `d` by (time, history id): the
+        // row comparison says exactly that, and the plain `<=` on the time lets the
+        // `deployments_app_time` index seek to it instead of reading the application's
+        // whole history.
         type Row = (i64, i64, String, String, String, i64, String, i64, Option<String>, bool, bool, Option<i64>);
         let sql = "SELECT d.id, d.application_id, a.instance, a.namespace, a.name, d.history_id, d.revision,
                           COALESCE(d.finished_at, d.started_at), d.initiated_by, d.automated, d.is_rollback,
                           (SELECT p.id FROM deployments p
                            WHERE p.application_id = d.application_id AND p.phase = 'Succeeded'
-                             AND (COALESCE(p.finished_at, p.started_at) < COALESCE(d.finished_at, d.started_at)
-                                  OR (COALESCE(p.finished_at, p.started_at) = COALESCE(d.finished_at, d.started_at)
-                                      AND (p.incarnation, p.history_id) < (d.incarnation, d.history_id)))
+                             AND COALESCE(p.finished_at, p.started_at) <= COALESCE(d.finished_at, d.started_at)
+                             AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
+                                 < (COALESCE(d.finished_at, d.started_at), d.incarnation, d.history_id)
                            ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC, p.history_id DESC LIMIT 1)
                    FROM deployments d JOIN applications a ON a.id = d.application_id
                    WHERE a.environment_id = $1 AND d.phase = 'Succeeded'
@@ -427,9 +435,9 @@ impl Ledger {
                         f.revision, COALESCE(f.finished_at, f.started_at),
                         (SELECT p.id FROM deployments p
                          WHERE p.application_id = f.application_id AND p.phase = 'Succeeded'
-                           AND (COALESCE(p.finished_at, p.started_at) < COALESCE(f.finished_at, f.started_at)
-                                OR (COALESCE(p.finished_at, p.started_at) = COALESCE(f.finished_at, f.started_at)
-                                    AND (p.incarnation, p.history_id) < (f.incarnation, f.history_id)))
+                           AND COALESCE(p.finished_at, p.started_at) <= COALESCE(f.finished_at, f.started_at)
+                           AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
+                               < (COALESCE(f.finished_at, f.started_at), f.incarnation, f.history_id)
                          ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC, p.history_id DESC LIMIT 1)
                  FROM wanted w
                  JOIN applications a ON a.instance = w.instance AND a.namespace = w.namespace AND a.name = w.name
