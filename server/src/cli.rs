@@ -312,19 +312,13 @@ async fn ingest(settings: Settings) -> anyhow::Result<()> {
 /// sync, printed per repository: what the commit messages only number gets its title,
 /// author and branch. A failure is printed and does not fail the ingest.
 async fn describe_pull_requests(ledger: &Ledger, settings: &Settings) {
-    let forges = crate::forge::Forges::new(settings, |name| std::env::var(name).ok(), crate::forge::Retry::default());
-    let projects = crate::correlate::FeatureProjects::new(settings.features.projects.iter().cloned());
-    for placement in forges.placements() {
-        let Some(forge) = forges.by_name(&placement.forge) else { continue };
-        if !forge.has_token {
-            println!("{}: pull requests not described: forge `{}` has no token", placement.repository, forge.name());
-            continue;
-        }
-        match crate::forge::worker::fill(ledger, forge, &placement.project, &placement.repository, &projects).await {
-            Ok(described) => {
-                println!("{}: {described} pull requests described by {}", placement.repository, forge.name())
-            }
-            Err(error) => println!("{}: pull requests not described: {error}", placement.repository),
+    let forges = crate::forge::Forges::from_env(settings);
+    for described in crate::forge::worker::fill_all(ledger, &forges, settings).await {
+        let (repository, forge) = (&described.repository, &described.forge);
+        match described.outcome {
+            Some(Ok(count)) => println!("{repository}: {count} pull requests described by {forge}"),
+            Some(Err(error)) => println!("{repository}: pull requests not described: {error}"),
+            None => println!("{repository}: pull requests not described: forge `{forge}` has no token"),
         }
     }
 }

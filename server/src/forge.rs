@@ -170,6 +170,12 @@ struct Inner {
 }
 
 impl Forges {
+    /// The configured forges, with tokens and secrets from the process environment and
+    /// the default retry policy: what `landfall serve` and `landfall ingest` use.
+    pub fn from_env(settings: &Settings) -> Forges {
+        Forges::new(settings, |name| std::env::var(name).ok(), Retry::default())
+    }
+
     pub fn new(settings: &Settings, env: impl Fn(&str) -> Option<String>, retry: Retry) -> Forges {
         let forges = settings.forges.iter().map(|config| Forge::new(config, &env, retry)).collect();
         let placements = place(&settings.repositories, &settings.forges);

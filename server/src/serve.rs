@@ -37,7 +37,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "the front end is not built: pages render but will not become interactive; build it with `cargo leptos build --release`"
         );
     }
-    let forges = crate::forge::Forges::new(&settings, |name| std::env::var(name).ok(), crate::forge::Retry::default());
+    let forges = crate::forge::Forges::from_env(&settings);
     for forge in forges.all() {
         for (key, variable, present) in [
             ("token_env", &forge.config.token_env, forge.has_token),

@@ -71,7 +71,16 @@ pub fn spawn_background(ledger: Ledger, settings: Settings, forges: Forges) -> t
                     Err(error) => tracing::warn!(repository = %name, %error, "repository sync failed"),
                 }
             }
-            crate::forge::worker::fill_all(&ledger, &forges, &settings).await;
+            for described in crate::forge::worker::fill_all(&ledger, &forges, &settings).await {
+                let repository = &described.repository;
+                match described.outcome {
+                    None | Some(Ok(0)) => {}
+                    Some(Ok(count)) => {
+                        tracing::info!(%repository, described = count, "pull requests described by the forge")
+                    }
+                    Some(Err(error)) => tracing::warn!(%repository, %error, "cannot describe pull requests"),
+                }
+            }
         }
     })
 }

@@ -265,17 +265,26 @@ pub async fn fill(
     Ok(described)
 }
 
-/// [`fill`] for every repository on a forge with a token; failures are logged.
-pub async fn fill_all(ledger: &Ledger, forges: &Forges, settings: &Settings) {
+/// What one pass of [`fill_all`] did for a repository on a forge.
+pub struct Described {
+    pub repository: String,
+    pub forge: String,
+    /// How many pull requests the forge described; `None` when the forge has no token.
+    pub outcome: Option<Result<usize, ForgeError>>,
+}
+
+/// [`fill`] for every repository placed on a forge, in order; repositories on a forge
+/// without a token are listed with no outcome.
+pub async fn fill_all(ledger: &Ledger, forges: &Forges, settings: &Settings) -> Vec<Described> {
     let projects = FeatureProjects::new(settings.features.projects.iter().cloned());
+    let mut done = Vec::new();
     for placement in forges.placements() {
-        let Some(forge) = forges.by_name(&placement.forge).filter(|f| f.has_token) else { continue };
-        match fill(ledger, forge, &placement.project, &placement.repository, &projects).await {
-            Ok(0) => {}
-            Ok(described) => {
-                tracing::info!(repository = %placement.repository, described, "pull requests described by the forge")
-            }
-            Err(error) => tracing::warn!(repository = %placement.repository, %error, "cannot describe pull requests"),
-        }
+        let Some(forge) = forges.by_name(&placement.forge) else { continue };
+        let outcome = match forge.has_token {
+            true => Some(fill(ledger, forge, &placement.project, &placement.repository, &projects).await),
+            false => None,
+        };
+        done.push(Described { repository: placement.repository.clone(), forge: forge.name().to_string(), outcome });
     }
+    done
 }
