@@ -315,6 +315,7 @@ match = {{ labels = {{ env = "prod" }} }}
     assert!(second.iter().all(|(life, ..)| *life == 1), "{backend}: {lives:?}");
     assert_eq!(second.last().map(|(_, id, _)| *id), Some(0), "{backend}: counted from 0 again: {lives:?}");
     assert!(again["deleted_at"].is_null(), "{backend}");
+    assert_eq!(again["incarnation"], 1, "{backend}: its second life");
     let current = ledger.recorded_deployments("main", "argocd", "shop-api-prod").await.unwrap();
     assert_eq!(current.len(), second.len(), "{backend}: the watch compares with the second life only");
     ledger.close().await;

@@ -356,6 +356,7 @@ async fn a_recreated_application_keeps_its_old_history_on_every_backend() {
         );
         assert_eq!(detail.deployments_total, 3, "{backend}");
         assert!(detail.application.deleted_at.is_none(), "{backend}: it runs again");
+        assert_eq!(detail.application.incarnation, 1, "{backend}");
         let changed = &detail.deployments[0].changes.as_ref().expect("a succeeded deployment has a change set").images;
         assert_eq!(changed.len(), 1, "{backend}: {changed:?}");
         assert_eq!(changed[0].previous_tag.as_deref(), Some("2"), "{backend}: compared with the old life's last");

@@ -132,7 +132,7 @@ impl Backend for LedgerBackend {
         let app = detail.application;
         // Argo CD's history holds only the application's current life, and returning to
         // the newest entry changes nothing.
-        let current_life = detail.deployments.iter().map(|d| d.incarnation).max().unwrap_or_default();
+        let current_life = app.incarnation;
         let newest = detail.deployments.iter().find(|d| d.phase == "Succeeded").map(|d| (d.incarnation, d.history_id));
         let present = app.deleted_at.is_none();
         Ok(Some(ApplicationHistory {

@@ -68,6 +68,9 @@ pub struct ApplicationView {
     pub updated_at: String,
     /// RFC 3339: when it left Argo CD; its history stays in the ledger.
     pub deleted_at: Option<String>,
+    /// Its current life in Argo CD: 0, then one more each time it was deleted and created
+    /// again under the same name.
+    pub incarnation: i64,
 }
 
 /// `GET /api/v1/applications`.
@@ -147,7 +150,7 @@ pub enum Lookup<T> {
 
 const VIEW_COLUMNS: &str = "a.id, a.instance, a.namespace, a.name, a.project, e.name AS environment,
     s.name AS service, a.sync_status, a.health_status, a.automated_sync, a.sources, a.dest_server, a.dest_name,
-    a.dest_namespace, a.updated_at, a.deleted_at, d.history_id AS current_history_id,
+    a.dest_namespace, a.updated_at, a.deleted_at, a.incarnation, d.history_id AS current_history_id,
     d.revision AS current_revision, COALESCE(d.finished_at, d.started_at) AS current_at";
 const VIEW_FROM: &str = "FROM applications a LEFT JOIN environments e ON e.id = a.environment_id
     LEFT JOIN services s ON s.id = a.service_id LEFT JOIN deployments d ON d.id = a.current_deployment_id";
@@ -170,6 +173,7 @@ struct ViewRow {
     dest_namespace: Option<String>,
     updated_at: i64,
     deleted_at: Option<i64>,
+    incarnation: i64,
     current_history_id: Option<i64>,
     current_revision: Option<String>,
     current_at: Option<i64>,
@@ -197,6 +201,7 @@ fn view(row: ViewRow) -> (i64, ApplicationView) {
         current,
         updated_at: format_rfc3339(row.updated_at),
         deleted_at: row.deleted_at.map(format_rfc3339),
+        incarnation: row.incarnation,
     };
     (row.id, application)
 }
