@@ -33,6 +33,13 @@ fn action_url(instance: &str, namespace: &str, name: &str, action: &str) -> Stri
 /// Sync, refresh and roll back from the page. The buttons call the same REST endpoints
 /// as any other client, so the same checks (`actions_enabled`, cross-site refusal) and
 /// the same audit apply; the page then follows what Argo CD does through the live feed.
+/// The page's record of its last action, kept across the data reloads.
+#[derive(Clone, Copy)]
+struct ActionFeedback {
+    outcome: RwSignal<Option<(bool, String)>>,
+    busy: RwSignal<bool>,
+}
+
 #[derive(Clone)]
 struct Actions {
     instance: String,
@@ -140,12 +147,23 @@ pub fn ApplicationPage() -> impl IntoView {
     });
     let application =
         Resource::new(move || (key(), changes.get()), |((instance, name), _)| get_application(instance, name));
+    // An action's answer outlives the reloads that the action itself sets off through
+    // the live feed; it is cleared only when the page shows another application.
+    let feedback = ActionFeedback { outcome: RwSignal::new(None), busy: RwSignal::new(false) };
+    Effect::watch(
+        key,
+        move |_, _, _| {
+            feedback.outcome.set(None);
+            feedback.busy.set(false);
+        },
+        false,
+    );
     view! {
         <section class="page">
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
                     match application.await {
-                        Ok(Some(app)) => history_view(app, connection).into_any(),
+                        Ok(Some(app)) => history_view(app, connection, feedback).into_any(),
                         Ok(None) => view! {
                             <Title text="Application not found" />
                             <h1>"Application not found"</h1>
@@ -160,7 +178,11 @@ pub fn ApplicationPage() -> impl IntoView {
     }
 }
 
-fn history_view(app: ApplicationHistory, connection: ReadSignal<Connection>) -> impl IntoView {
+fn history_view(
+    app: ApplicationHistory,
+    connection: ReadSignal<Connection>,
+    feedback: ActionFeedback,
+) -> impl IntoView {
     let shown = app.deployments.len() as i64;
     let more = app.deployments_total - shown;
     let actions = (app.actions_enabled && app.deleted_at.is_none()).then(|| Actions {
@@ -168,8 +190,8 @@ fn history_view(app: ApplicationHistory, connection: ReadSignal<Connection>) -> 
         namespace: app.namespace.clone(),
         name: app.name.clone(),
         automated_sync: app.automated_sync,
-        outcome: RwSignal::new(None),
-        busy: RwSignal::new(false),
+        outcome: feedback.outcome,
+        busy: feedback.busy,
     });
     let bar = actions.clone().map(|actions| view! { <ActionBar actions /> });
     view! {
