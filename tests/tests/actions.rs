@@ -229,6 +229,46 @@ async fn actions(backend: &str, database: TestDatabase) {
     let operation = argo.application("shop-auto").unwrap()["status"]["operationState"]["operation"].clone();
     assert_eq!(operation["sync"]["syncStrategy"], json!({"apply": {}}), "{backend}: a rollback: {operation}");
 
+    // An entry Argo CD has trimmed from its history is returned to by a sync to its
+    // revision, when the caller names it; an empty one is refused first.
+    argo.update_application("shop-auto", |app| app["spec"]["revisionHistoryLimit"] = json!(1)).unwrap();
+    let sync = json!({"revision": "a3"});
+    let (status, body) = call(&server, Method::POST, "/api/v1/applications/main/shop-auto/sync", Some(sync)).await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    eventually("history trimmed to the newest entry", || async {
+        let history = history(&argo, "shop-auto");
+        (history.len() == 1 && history[0]["revision"] == "a3").then_some(())
+    })
+    .await;
+    let (status, body) = call(&server, Method::POST, path, Some(json!({"history_id": 1, "revision": " "}))).await;
+    assert_eq!(status, 422, "{backend}: {body}");
+    assert!(body["error"].as_str().unwrap().contains("revision"), "{backend}: {body}");
+    let (status, body) = call(&server, Method::POST, path, Some(json!({"history_id": 1, "revision": "a2"}))).await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("no longer in Argo CD's history") && message.contains("a2"), "{backend}: {message}");
+    let returned = eventually("the sync to the trimmed entry's revision", || async {
+        let history = history(&argo, "shop-auto");
+        (history.len() == 1 && history[0]["revision"] == "a2").then_some(history[0].clone())
+    })
+    .await;
+    assert_eq!(returned["id"], 4, "{backend}: {returned}");
+    let operation = argo.application("shop-auto").unwrap()["status"]["operationState"]["operation"].clone();
+    assert_eq!(operation["sync"]["revision"], "a2", "{backend}: a sync, not a rollback: {operation}");
+    assert_ne!(operation["sync"]["syncStrategy"], json!({"apply": {}}), "{backend}: {operation}");
+    // One revision cannot restore an application of several sources.
+    let mut several = app("shop-multi", "dev", false);
+    let source = several["spec"]["source"].take();
+    several["spec"]["sources"] =
+        json!([source, {"repoURL": "https://charts.example", "chart": "redis", "targetRevision": "18.0.0"}]);
+    several["spec"].as_object_mut().unwrap().remove("source");
+    argo.insert_application(several).unwrap();
+    let multi = "/api/v1/applications/main/shop-multi/rollback?namespace=argocd";
+    let (status, body) = call(&server, Method::POST, multi, Some(json!({"history_id": 0, "revision": "m1"}))).await;
+    assert_eq!(status, 409, "{backend}: {body}");
+    assert!(body["error"].as_str().unwrap().contains("2 sources"), "{backend}: {body}");
+    argo.remove_application("shop-multi").unwrap();
+
     // Create, update, delete.
     let (status, body) =
         call(&server, Method::POST, "/api/v1/applications/main?upsert=false", Some(app("shop-new", "dev", false)))
@@ -246,11 +286,11 @@ async fn actions(backend: &str, database: TestDatabase) {
     assert_eq!(status, 200, "{backend}: {body}");
     eventually("the deletion", || async { argo.application("shop-new").is_none().then_some(()) }).await;
 
-    // The application's page offers the actions, and a rollback to each older entry
-    // (shop-auto has three; the newest gets no button).
+    // The application's page offers the actions, and a return to each older entry,
+    // trimmed ones included (shop-auto has five; the newest gets no button).
     let page = eventually("shop-auto's page with its history", || async {
         let page = reqwest::get(server.url("/applications/main/shop-auto")).await.unwrap().text().await.unwrap();
-        (page.matches("Roll back here").count() == 2).then_some(page)
+        (page.matches("Roll back here").count() == 4).then_some(page)
     })
     .await;
     assert!(page.contains("aria-label=\"Actions\"") && page.contains(">Sync</button>"), "{backend}");
@@ -264,6 +304,10 @@ async fn actions(backend: &str, database: TestDatabase) {
             ("delete", "ok"),
             ("update", "ok"),
             ("create", "ok"),
+            ("rollback", "refused"),
+            ("sync", "ok"),
+            ("rollback", "refused"),
+            ("sync", "ok"),
             ("rollback", "ok"),
             ("disable_automated_sync", "ok"),
             ("rollback", "refused"),

@@ -67,19 +67,25 @@ impl Actions {
     }
 
     /// Asks first, and says so when automated sync must be turned off for Argo CD to
-    /// accept the rollback.
+    /// accept the rollback. The revision goes along, so that an entry Argo CD has
+    /// trimmed from its history is returned to by a sync to that revision.
     fn roll_back(&self, history_id: i64, revision: &str) {
+        let shown: String = revision.chars().take(12).collect();
         let question = if self.automated_sync {
             format!(
                 "Automated sync is on for {}, and Argo CD refuses a rollback while it is. Turn automated sync off \
-                 and roll back to history {history_id} ({revision})?",
+                 and roll back to history {history_id} ({shown})?",
                 self.name
             )
         } else {
-            format!("Roll {} back to history {history_id} ({revision})?", self.name)
+            format!("Roll {} back to history {history_id} ({shown})?", self.name)
         };
         if confirmed(&question) {
-            let body = serde_json::json!({ "history_id": history_id, "disable_automated_sync": self.automated_sync });
+            let body = serde_json::json!({
+                "history_id": history_id,
+                "revision": (!revision.is_empty()).then_some(revision),
+                "disable_automated_sync": self.automated_sync,
+            });
             self.run("rollback", body);
         }
     }
@@ -234,7 +240,7 @@ fn row(entry: HistoryEntry, actions: Option<Actions>) -> impl IntoView {
     let phase = (entry.phase != "Succeeded").then(|| format!(" ({})", entry.phase));
     let roll_back = actions.map(|actions| {
         let button = entry.can_roll_back.then(|| {
-            let (history_id, revision) = (entry.history_id, revision.clone());
+            let (history_id, revision) = (entry.history_id, entry.revision.clone());
             let busy = actions.busy;
             view! {
                 <button type="button" disabled=move || busy.get()

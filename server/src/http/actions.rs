@@ -532,11 +532,24 @@ pub struct RollbackActionRequest {
     /// first removes `spec.syncPolicy.automated` (audited as `disable_automated_sync`).
     #[serde(default)]
     pub disable_automated_sync: bool,
+    /// The entry's revision, as the ledger recorded it. With it, Landfall rolls back
+    /// only when Argo CD's entry `history_id` still has this revision; when the entry
+    /// has left Argo CD's history (past `revisionHistoryLimit`, or an application
+    /// created again counts its ids from 0 again), it syncs to the revision instead
+    /// (audited as `sync`). Single-source applications only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 impl Default for RollbackActionRequest {
     fn default() -> Self {
-        RollbackActionRequest { history_id: -1, prune: false, dry_run: false, disable_automated_sync: false }
+        RollbackActionRequest {
+            history_id: -1,
+            prune: false,
+            dry_run: false,
+            disable_automated_sync: false,
+            revision: None,
+        }
     }
 }
 
@@ -639,10 +652,29 @@ async fn rollback(
         }
         allowed(&state, "rollbacks")?;
         let request = request?;
+        if request.revision.as_deref().is_some_and(|revision| revision.trim().is_empty()) {
+            return Err(ApiError::Invalid(FieldError {
+                field: "revision".into(),
+                message: "is empty; a commit sha or tag, or no `revision` at all, is accepted".into(),
+            }));
+        }
         let target = resolve(&state, &instance, &name, query(namespace)?.namespace).await?;
         attempt.namespace = Some(target.namespace.clone());
         let live = target.client.application(&name, &target.namespace, None).await.map_err(upstream)?;
-        let automated = live_state(&live).spec.automated_sync();
+        let live_app = live_state(&live);
+        let automated = live_app.spec.automated_sync();
+        // An entry Argo CD no longer holds under this id and revision: return by syncing.
+        let gone = request.revision.as_deref().filter(|revision| {
+            !live_app.status.history.iter().any(|entry| entry.id == request.history_id && entry.revision == *revision)
+        });
+        let sources = live_app.spec.effective_sources().len();
+        if let (Some(revision), true) = (gone, sources > 1) {
+            return Err(ApiError::Conflict(format!(
+                "history {} ({revision}) is no longer in Argo CD's history of {name}, and {name} has {sources} \
+                 sources, which one revision cannot restore; sync each source to its revision instead",
+                request.history_id
+            )));
+        }
         if automated {
             if !request.disable_automated_sync {
                 return Err(automated_refusal(&name));
@@ -650,8 +682,24 @@ async fn rollback(
             let reason = json!({ "before": "rollback", "history_id": request.history_id });
             disable_automated_sync(&state, &instance, &name, &target, &live, reason).await?;
         }
-        let app = roll_back(&target, &name, request.history_id, request.prune, request.dry_run, automated).await?;
         let turned_off = if automated { " after turning automated sync off" } else { "" };
+        if let Some(revision) = gone {
+            attempt.action = "sync";
+            let sync = json!({
+                "revision": revision, "prune": request.prune, "dryRun": request.dry_run,
+                "strategy": {"hook": {"force": false}},
+            });
+            let app = target.client.sync(&name, &target.namespace, &sync).await.map_err(upstream)?;
+            return Ok(ActionResponse {
+                message: format!(
+                    "history {} is no longer in Argo CD's history of {name}; sync to its revision {revision} \
+                     started{turned_off}",
+                    request.history_id
+                ),
+                application: Some(app),
+            });
+        }
+        let app = roll_back(&target, &name, request.history_id, request.prune, request.dry_run, automated).await?;
         Ok(ActionResponse {
             message: format!("rollback of {name} to history {} started{turned_off}", request.history_id),
             application: Some(app),
