@@ -36,7 +36,7 @@ pub use facts::{
     ApplicationFact, BuildFact, CommitFact, DeploymentFact, EnvironmentFact, FeatureFact, ImageRef, PersonTime,
     PipelineRunFact, PipelineStepFact, PullRequestFact, RepositoryFact, ResourceFact, STEP_KINDS,
 };
-pub use forge::Acceptance;
+pub use forge::{Acceptance, TakenWork};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

@@ -9,7 +9,7 @@ use landfall_emulators::gitlab::{self, GitLab};
 use landfall_emulators::{ForgeFault, Seen};
 use landfall_server::config::{ForgeConfig, ForgeKind};
 use landfall_server::forge::{Forge, ForgeError, Retry};
-use landfall_server::ledger::Ledger;
+use landfall_server::ledger::{Ledger, TakenWork};
 use landfall_tests::git::make_history;
 use landfall_tests::{Server, TestDatabase, all_databases, eventually};
 use serde_json::{Value, json};
@@ -484,17 +484,56 @@ async fn deliveries_are_remembered_for_at_least_72_hours() {
         assert_eq!(accept(&ledger, "gitlab", start, 1).await, Full, "{backend}: one piece of work waits already");
         assert_eq!(accept(&ledger, "gitlab", start, 10).await, Queued, "{backend}: per forge");
         let reopened = Ledger::open(&database.url).await.unwrap();
-        assert_eq!(reopened.queued_forge_work(10).await.unwrap().len(), 2, "{backend}: the work outlives the process");
+        assert_eq!(reopened.queued_forge_work().await.unwrap(), 2, "{backend}: the work outlives the process");
         let later = start + 72 * HOUR + 1;
         assert_eq!(accept(&reopened, "github", later, 10).await, Duplicate, "{backend}");
         let much_later = start + 8 * 24 * HOUR;
         assert_eq!(accept(&reopened, "github", much_later, 10).await, Queued, "{backend}: forgotten after a week");
         assert_eq!(reopened.deliveries_remembered("github").await.unwrap(), 1, "{backend}: pruned");
-        let ids: Vec<i64> = reopened.queued_forge_work(10).await.unwrap().into_iter().map(|(id, _)| id).collect();
+        let taken = reopened.take_forge_work(10, 3).await.unwrap();
+        let ids: Vec<i64> = taken.work.iter().map(|(id, _)| *id).collect();
+        assert_eq!((ids.len(), taken.abandoned.len()), (3, 0), "{backend}: {taken:?}");
         reopened.finish_forge_work(&ids).await.unwrap();
-        assert!(reopened.queued_forge_work(10).await.unwrap().is_empty(), "{backend}");
+        assert_eq!(reopened.queued_forge_work().await.unwrap(), 0, "{backend}");
         ledger.close().await;
         reopened.close().await;
+    }
+}
+
+/// Work that stops the process while it is handled (taken, never finished) is taken
+/// alone after that, so it holds nothing else back, and is given up after three takes.
+#[tokio::test]
+async fn work_that_never_finishes_is_isolated_then_given_up() {
+    use landfall_server::forge::webhook::DELIVERY_MEMORY_MS;
+    for (backend, database) in all_databases().await {
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        let start = 1_700_000_000_000;
+        for (n, work) in ["poison", "fine-1", "fine-2"].into_iter().enumerate() {
+            let delivery = format!("d-{n}");
+            let accepted = ledger.accept_delivery("github", &delivery, start, DELIVERY_MEMORY_MS, work, 10);
+            assert_eq!(accepted.await.unwrap(), landfall_server::ledger::Acceptance::Queued, "{backend}");
+        }
+        let works = |taken: &TakenWork| taken.work.iter().map(|(_, w)| w.clone()).collect::<Vec<_>>();
+        // A first take gets the whole batch; the process then "crashes" (finishes nothing).
+        let first = ledger.take_forge_work(10, 3).await.unwrap();
+        assert_eq!(works(&first), ["poison", "fine-1", "fine-2"], "{backend}");
+        // After the crash, attempted work comes one piece at a time, the oldest first.
+        let second = ledger.take_forge_work(10, 3).await.unwrap();
+        assert_eq!(works(&second), ["poison"], "{backend}");
+        let third = ledger.take_forge_work(10, 3).await.unwrap();
+        assert_eq!(works(&third), ["poison"], "{backend}: it crashed again");
+        // Three takes and never finished: given up, and the rest is handled.
+        let fourth = ledger.take_forge_work(10, 3).await.unwrap();
+        let abandoned: Vec<&str> = fourth.abandoned.iter().map(|(_, w)| w.as_str()).collect();
+        assert_eq!(abandoned, ["poison"], "{backend}");
+        assert_eq!(works(&fourth), ["fine-1"], "{backend}");
+        ledger.finish_forge_work(&[fourth.work[0].0]).await.unwrap();
+        let fifth = ledger.take_forge_work(10, 3).await.unwrap();
+        assert_eq!((works(&fifth), fifth.abandoned.len()), (vec!["fine-2".to_string()], 0), "{backend}");
+        ledger.finish_forge_work(&[fifth.work[0].0]).await.unwrap();
+        assert_eq!(ledger.queued_forge_work().await.unwrap(), 0, "{backend}");
+        assert!(ledger.take_forge_work(10, 3).await.unwrap().work.is_empty(), "{backend}");
+        ledger.close().await;
     }
 }
 
@@ -543,10 +582,8 @@ async fn work_queued_before_a_stop_is_done_after_the_next_start() {
         })
         .await;
         assert_eq!((card["title"].as_str(), card["author"].as_str()), (Some("SHOP-12 gift cards"), Some("dana")));
-        eventually("the queue emptied", || async {
-            ledger.queued_forge_work(10).await.unwrap().is_empty().then_some(())
-        })
-        .await;
+        eventually("the queue emptied", || async { (ledger.queued_forge_work().await.unwrap() == 0).then_some(()) })
+            .await;
         drop(server);
         ledger.close().await;
         eprintln!("{backend}: queued work done after a restart");

@@ -21,6 +21,9 @@ pub const QUEUE_CAPACITY: i64 = 1024;
 const TAKE: i64 = 100;
 /// Pull requests described per repository and pass, so one pass stays short.
 const FILL_BATCH: i64 = 50;
+/// Times a piece of work is taken without being finished before it is given up: work
+/// that crashes the process must not be retried at every start for ever.
+pub const MAX_ATTEMPTS: i64 = 3;
 /// How long the worker waits before reading the queue again after the ledger failed.
 const LEDGER_RETRY: Duration = Duration::from_secs(5);
 
@@ -52,8 +55,22 @@ pub fn spawn(ledger: Ledger, settings: Arc<Settings>, forges: Forges) -> (Arc<No
     let task = tokio::spawn(async move {
         let projects = FeatureProjects::new(settings.features.projects.iter().cloned());
         loop {
-            let queued = match ledger.queued_forge_work(TAKE).await {
-                Ok(queued) => queued,
+            let queued = match ledger.take_forge_work(TAKE, MAX_ATTEMPTS).await {
+                Ok(taken) => {
+                    for (id, work) in &taken.abandoned {
+                        let work: Option<Work> = serde_json::from_str(work).ok();
+                        let (forge, repository) =
+                            work.map(|w| (w.forge, w.repository)).unwrap_or_else(|| ("?".into(), "?".into()));
+                        tracing::error!(
+                            id,
+                            %forge,
+                            %repository,
+                            attempts = MAX_ATTEMPTS,
+                            "webhook work was taken {MAX_ATTEMPTS} times and never finished; giving it up"
+                        );
+                    }
+                    taken.work
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the webhook queue");
                     tokio::time::sleep(LEDGER_RETRY).await;

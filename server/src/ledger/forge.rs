@@ -14,6 +14,15 @@ pub enum Acceptance {
     Full,
 }
 
+/// What [`Ledger::take_forge_work`] took: `(id, work)` pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TakenWork {
+    /// To handle now.
+    pub work: Vec<(i64, String)>,
+    /// Taken too often without being finished: removed from the queue, not to be handled.
+    pub abandoned: Vec<(i64, String)>,
+}
+
 impl Ledger {
     /// Records a webhook delivery as accepted and queues its `work` (JSON), in one
     /// transaction: a delivery is either remembered with its work, or not at all.
@@ -64,10 +73,45 @@ impl Ledger {
         })
     }
 
-    /// Up to `limit` queued pieces of webhook work, oldest first: `(id, work)`.
-    pub async fn queued_forge_work(&self, limit: i64) -> Result<Vec<(i64, String)>, LedgerError> {
-        let sql = "SELECT id, work FROM forge_work ORDER BY id LIMIT $1";
-        Ok(on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(limit).fetch_all(p).await?))
+    /// Takes queued webhook work for handling, oldest first, counting an attempt on
+    /// each piece before it is handled; the work stays queued until
+    /// [`Ledger::finish_forge_work`]. A piece taken before and never finished (the
+    /// process stopped, or crashed, while handling it) is taken alone, so that one piece
+    /// that crashes the process holds no other back; a piece taken `max_attempts` times
+    /// is removed from the queue and returned in [`TakenWork::abandoned`].
+    pub async fn take_forge_work(&self, limit: i64, max_attempts: i64) -> Result<TakenWork, LedgerError> {
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin_write().await?;
+            let abandoned: Vec<(i64, String)> =
+                sqlx::query_as("DELETE FROM forge_work WHERE attempts >= $1 RETURNING id, work")
+                    .bind(max_attempts)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let mut work: Vec<(i64, String)> =
+                sqlx::query_as("SELECT id, work FROM forge_work WHERE attempts > 0 ORDER BY id LIMIT 1")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            if work.is_empty() {
+                work = sqlx::query_as("SELECT id, work FROM forge_work ORDER BY id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            }
+            for (id, _) in &work {
+                sqlx::query("UPDATE forge_work SET attempts = attempts + 1 WHERE id = $1")
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(TakenWork { work, abandoned })
+        })
+    }
+
+    /// How many pieces of webhook work are queued; for tests and diagnostics.
+    pub async fn queued_forge_work(&self) -> Result<i64, LedgerError> {
+        let sql = "SELECT COUNT(*) FROM forge_work";
+        Ok(on_pool!(self.pool(), |p| sqlx::query_scalar(sql).fetch_one(p).await?))
     }
 
     /// Removes handled work from the queue.
