@@ -30,9 +30,6 @@ fn action_url(instance: &str, namespace: &str, name: &str, action: &str) -> Stri
     format!("/api/v1/applications/{}/{}/{action}?namespace={}", encode(instance), encode(name), encode(namespace))
 }
 
-/// Sync, refresh and roll back from the page. The buttons call the same REST endpoints
-/// as any other client, so the same checks (`actions_enabled`, cross-site refusal) and
-/// the same audit apply; the page then follows what Argo CD does through the live feed.
 /// The page's record of its last action, kept across the data reloads.
 #[derive(Clone, Copy)]
 struct ActionFeedback {
@@ -40,6 +37,9 @@ struct ActionFeedback {
     busy: RwSignal<bool>,
 }
 
+/// Sync, refresh and roll back from the page. The buttons call the same REST endpoints
+/// as any other client, so the same checks (`actions_enabled`, cross-site refusal) and
+/// the same audit apply; the page then follows what Argo CD does through the live feed.
 #[derive(Clone)]
 struct Actions {
     instance: String,
