@@ -33,8 +33,16 @@ fn action_url(instance: &str, namespace: &str, name: &str, action: &str) -> Stri
 /// The page's record of its last action, kept across the data reloads.
 #[derive(Clone, Copy)]
 struct ActionFeedback {
+    /// The last action's answer: whether it went through, and Landfall's words.
     outcome: RwSignal<Option<(bool, String)>>,
     busy: RwSignal<bool>,
+}
+
+impl ActionFeedback {
+    fn clear(self) {
+        self.outcome.set(None);
+        self.busy.set(false);
+    }
 }
 
 /// Sync, refresh and roll back from the page. The buttons call the same REST endpoints
@@ -46,15 +54,13 @@ struct Actions {
     namespace: String,
     name: String,
     automated_sync: bool,
-    /// The last action's answer: whether it went through, and Landfall's words.
-    outcome: RwSignal<Option<(bool, String)>>,
-    busy: RwSignal<bool>,
+    feedback: ActionFeedback,
 }
 
 impl Actions {
     fn run(&self, action: &'static str, body: serde_json::Value) {
         let url = action_url(&self.instance, &self.namespace, &self.name, action);
-        let (outcome, busy) = (self.outcome, self.busy);
+        let ActionFeedback { outcome, busy } = self.feedback;
         busy.set(true);
         outcome.set(None);
         #[cfg(feature = "hydrate")]
@@ -122,7 +128,7 @@ async fn post_action(url: &str, body: &serde_json::Value) -> (bool, String) {
 
 #[component]
 fn ActionBar(actions: Actions) -> impl IntoView {
-    let (busy, outcome) = (actions.busy, actions.outcome);
+    let ActionFeedback { outcome, busy } = actions.feedback;
     let sync = actions.clone();
     let refresh = actions.clone();
     let hard = actions.clone();
@@ -156,14 +162,7 @@ pub fn ApplicationPage() -> impl IntoView {
     // An action's answer outlives the reloads that the action itself sets off through
     // the live feed; it is cleared only when the page shows another application.
     let feedback = ActionFeedback { outcome: RwSignal::new(None), busy: RwSignal::new(false) };
-    Effect::watch(
-        key,
-        move |_, _, _| {
-            feedback.outcome.set(None);
-            feedback.busy.set(false);
-        },
-        false,
-    );
+    Effect::watch(key, move |_, _, _| feedback.clear(), false);
     view! {
         <section class="page">
             <Transition fallback=Loading>
@@ -196,8 +195,7 @@ fn history_view(
         namespace: app.namespace.clone(),
         name: app.name.clone(),
         automated_sync: app.automated_sync,
-        outcome: feedback.outcome,
-        busy: feedback.busy,
+        feedback,
     });
     let bar = actions.clone().map(|actions| view! { <ActionBar actions /> });
     view! {
@@ -241,7 +239,7 @@ fn row(entry: HistoryEntry, actions: Option<Actions>) -> impl IntoView {
     let roll_back = actions.map(|actions| {
         let button = entry.can_roll_back.then(|| {
             let (history_id, revision) = (entry.history_id, entry.revision.clone());
-            let busy = actions.busy;
+            let busy = actions.feedback.busy;
             view! {
                 <button type="button" disabled=move || busy.get()
                     on:click=move |_| actions.roll_back(history_id, &revision)>"Roll back here"</button>

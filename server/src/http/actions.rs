@@ -609,6 +609,19 @@ async fn roll_back(
     }
 }
 
+/// Whether Argo CD's history still holds entry `id` with `revision`. The revision too: an
+/// application created again under its old name counts its history ids from 0 again, so
+/// an id alone may name another deployment.
+fn history_holds(app: &Application, id: i64, revision: &str) -> bool {
+    app.status.history.iter().any(|entry| entry.id == id && entry.revision == revision)
+}
+
+/// The sync that returns an application to a revision whose history entry Argo CD no
+/// longer holds, in place of a rollback.
+fn sync_to(revision: &str, prune: bool, dry_run: bool) -> Value {
+    json!({ "revision": revision, "prune": prune, "dryRun": dry_run, "strategy": {"hook": {"force": false}} })
+}
+
 fn live_state(live: &Value) -> Application {
     serde_json::from_value(live.clone()).unwrap_or_default()
 }
@@ -664,9 +677,8 @@ async fn rollback(
         let live_app = live_state(&live);
         let automated = live_app.spec.automated_sync();
         // An entry Argo CD no longer holds under this id and revision: return by syncing.
-        let gone = request.revision.as_deref().filter(|revision| {
-            !live_app.status.history.iter().any(|entry| entry.id == request.history_id && entry.revision == *revision)
-        });
+        let gone =
+            request.revision.as_deref().filter(|revision| !history_holds(&live_app, request.history_id, revision));
         let sources = live_app.spec.effective_sources().len();
         if let (Some(revision), true) = (gone, sources > 1) {
             return Err(ApiError::Conflict(format!(
@@ -685,10 +697,7 @@ async fn rollback(
         let turned_off = if automated { " after turning automated sync off" } else { "" };
         if let Some(revision) = gone {
             attempt.action = "sync";
-            let sync = json!({
-                "revision": revision, "prune": request.prune, "dryRun": request.dry_run,
-                "strategy": {"hook": {"force": false}},
-            });
+            let sync = sync_to(revision, request.prune, request.dry_run);
             let app = target.client.sync(&name, &target.namespace, &sync).await.map_err(upstream)?;
             return Ok(ActionResponse {
                 message: format!(
@@ -1074,18 +1083,16 @@ async fn execute_step(state: &AppState, plan_id: i64, step: &StoredStep, disable
             execution.automated_sync_disabled = true;
         }
         let just_disabled = execution.automated_sync_disabled;
-        // The same id with the same revision: an application created again under its
-        // old name counts its history ids from 0 again, so an id alone may name another
-        // deployment.
-        let in_history =
-            live_state.status.history.iter().any(|entry| entry.id == to.history_id && entry.revision == to.revision);
-        if in_history {
+        if history_holds(&live_state, to.history_id, &to.revision) {
             roll_back(&target, &app.name, to.history_id, false, false, just_disabled).await?;
             Ok(("rolled_back", format!("rolling {} back to history {} ({})", app.name, to.history_id, to.revision)))
         } else {
             attempt.action = "sync";
-            let request = json!({ "revision": to.revision, "strategy": {"hook": {"force": false}} });
-            target.client.sync(&app.name, &app.namespace, &request).await.map_err(upstream)?;
+            target
+                .client
+                .sync(&app.name, &app.namespace, &sync_to(&to.revision, false, false))
+                .await
+                .map_err(upstream)?;
             Ok((
                 "synced",
                 format!(
