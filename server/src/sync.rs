@@ -43,8 +43,16 @@ pub async fn sync_one(ledger: &Ledger, settings: &Settings, name: &str) -> Optio
 /// authors from the forges that have a token.
 pub fn spawn_background(ledger: Ledger, settings: Settings, forges: Forges) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        // A ledger written before change sets were stored (or whose stored ones went
-        // stale) catches up once, off the request path.
+        // A ledger written before where applications read manifests was kept, or before
+        // change sets were stored (or whose stored ones went stale), catches up once, off
+        // the request path.
+        match ledger.index_source_paths().await {
+            Ok(0) => {}
+            Ok(indexed) => {
+                tracing::info!(applications = indexed, "stored where the ledger's applications read manifests")
+            }
+            Err(error) => tracing::warn!(%error, "cannot store where applications read manifests"),
+        }
         match ledger.fill_change_sets().await {
             Ok(0) => {}
             Ok(filled) => tracing::info!(deployments = filled, "stored the change sets the ledger lacked"),

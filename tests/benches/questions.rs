@@ -552,9 +552,13 @@ fn main() {
                 Pool::Sqlite(p) => p.close().await,
                 Pool::Postgres(p) => p.close().await,
             }
-            // What the ledger stores as deployments are recorded: each one's change set.
+            // What the ledger stores as applications and deployments are recorded: where
+            // each application reads its manifests, each deployment's change set.
             let started = Instant::now();
             let ledger = Ledger::open(&database.url).await.unwrap();
+            let indexed = ledger.index_source_paths().await.unwrap();
+            println!("stored where {indexed} applications read manifests in {:.1} s", started.elapsed().as_secs_f64());
+            let started = Instant::now();
             let filled = ledger.fill_change_sets().await.unwrap();
             ledger.close().await;
             println!("stored {filled} change sets in {:.0} s", started.elapsed().as_secs_f64());

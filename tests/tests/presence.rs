@@ -7,7 +7,7 @@ use landfall_server::ledger::{
     ApplicationFact, BuildFact, DeploymentFact, EnvironmentFact, ImageRef, Ledger, PipelineRunFact, ResourceFact,
 };
 use landfall_tests::git::{commit, git, make_history};
-use landfall_tests::{Server, TestDatabase, all_databases, run};
+use landfall_tests::{Server, TestDatabase, all_databases, eventually, run};
 use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
@@ -441,4 +441,140 @@ async fn presence_follows_ancestry_through_promotion_and_rollback() {
     for (backend, database) in all_databases().await {
         story(backend, database).await;
     }
+}
+
+/// A GitOps repository with one change under each of these paths, ingested alone.
+fn ingest_gitops(work: &std::path::Path, database: &TestDatabase, paths: &[&str]) -> std::path::PathBuf {
+    let gitops = work.join("gitops");
+    std::fs::create_dir(&gitops).unwrap();
+    git(&gitops, &["init", "--quiet", "--initial-branch=main"]);
+    for path in paths {
+        std::fs::create_dir_all(gitops.join(path).parent().unwrap()).unwrap();
+        commit(&gitops, path, format!("Change {path}\n").as_bytes());
+    }
+    let config = work.join("landfall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{}\"\ndata_dir = \"{}\"\n\n[[repository]]\nname = \"gitops\"\nurl = \"{}\"\nkind = \"manifests\"\n",
+            database.url.expose(),
+            work.join("data").display(),
+            gitops.display(),
+        ),
+    )
+    .unwrap();
+    let output = run(work, &["ingest", "--config", config.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    gitops
+}
+
+/// Each manifests commit's subject, with the applications it touched.
+async fn manifest_changes(ledger: &Ledger, environment: &str) -> Vec<(String, Vec<String>)> {
+    let environment = ledger.environment(environment).await.unwrap().unwrap();
+    let changes = ledger.manifest_commits(&environment, 0, T).await.unwrap();
+    let mut changes: Vec<(String, Vec<String>)> = changes
+        .commits
+        .into_iter()
+        .map(|c| (c.commit.subject, c.applications.into_iter().map(|a| a.name).collect()))
+        .collect();
+    changes.sort();
+    changes
+}
+
+#[tokio::test]
+async fn the_manifests_answer_follows_where_applications_read() {
+    for (backend, database) in all_databases().await {
+        let work = tempfile::tempdir().unwrap();
+        let gitops = ingest_gitops(
+            work.path(),
+            &database,
+            &["envs/production/values.yaml", "envs/production-eu/values.yaml", "charts/shop/values.yaml", "README"],
+        );
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        let fact = EnvironmentFact { name: "production".into(), rank: 40, match_rules: json!({}) };
+        ledger.upsert_environment(&fact).await.unwrap();
+        // The repository's URL spelled differently from the configured path, folders with
+        // slashes around them, and a second source elsewhere.
+        let url = format!("file://{}.git/", gitops.display());
+        let reads = |sources: Value| ApplicationFact {
+            instance: "main".into(),
+            namespace: "argocd".into(),
+            name: "shop-production".into(),
+            environment: Some("production".into()),
+            sources,
+            observed_at: T,
+            ..ApplicationFact::default()
+        };
+        let sources = json!([
+            { "repoURL": url, "path": "/envs/production/" },
+            { "repoURL": "https://charts.example/shop", "chart": "shop" },
+        ]);
+        ledger.upsert_application(&reads(sources)).await.unwrap();
+        let eu = ApplicationFact {
+            name: "shop-production-eu".into(),
+            sources: json!([{ "repoURL": url, "path": "envs/production-eu" }]),
+            ..reads(json!([]))
+        };
+        ledger.upsert_application(&eu).await.unwrap();
+        assert_eq!(
+            manifest_changes(&ledger, "production").await,
+            [
+                ("Change envs/production-eu/values.yaml".to_string(), vec!["shop-production-eu".to_string()]),
+                ("Change envs/production/values.yaml".to_string(), vec!["shop-production".to_string()]),
+            ],
+            "{backend}: each folder by whole segments"
+        );
+
+        // The application now reads a chart folder; then the whole repository.
+        ledger.upsert_application(&reads(json!([{ "repoURL": url, "path": "charts/shop" }]))).await.unwrap();
+        let changes = manifest_changes(&ledger, "production").await;
+        assert_eq!(changes[0], ("Change charts/shop/values.yaml".to_string(), vec!["shop-production".to_string()]));
+        assert_eq!(changes.len(), 2, "{backend}: {changes:?}");
+        ledger.upsert_application(&reads(json!([{ "repoURL": url, "path": "." }]))).await.unwrap();
+        let changes = manifest_changes(&ledger, "production").await;
+        assert_eq!(changes.len(), 4, "{backend}: the root reads every change: {changes:?}");
+        assert_eq!(changes[3], ("Change envs/production/values.yaml".to_string(), vec!["shop-production".to_string()]));
+        assert_eq!(ledger.index_source_paths().await.unwrap(), 0, "{backend}: nothing left to catch up");
+    }
+}
+
+/// A ledger written before Landfall kept where applications read manifests catches up
+/// when `landfall serve` starts, and the manifests answer finds its applications.
+#[tokio::test]
+async fn an_older_ledger_learns_where_its_applications_read() {
+    let database = TestDatabase::sqlite();
+    let path = database.url.expose().trim_start_matches("sqlite://").to_string();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    static ALL: sqlx::migrate::Migrator = sqlx::migrate!("../server/migrations/sqlite");
+    let before = sqlx::migrate::Migrator {
+        migrations: ALL.migrations.iter().filter(|m| m.version < 20261129000032).cloned().collect(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before.run(&pool).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let sources = json!([{ "repoURL": work.path().join("gitops").display().to_string(), "path": "envs/production" }]);
+    for statement in [
+        "INSERT INTO environments (id, name, rank, match_rules) VALUES (1, 'production', 40, '{}')".to_string(),
+        format!(
+            "INSERT INTO applications (id, instance, namespace, name, project, environment_id, sources, updated_at)
+             VALUES (1, 'main', 'argocd', 'shop-production', 'shop', 1, '{sources}', 1)"
+        ),
+    ] {
+        sqlx::query(&statement).execute(&pool).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    pool.close().await;
+    ingest_gitops(work.path(), &database, &["envs/production/values.yaml"]);
+
+    let ledger = Ledger::open(&database.url).await.unwrap();
+    assert_eq!(manifest_changes(&ledger, "production").await, [], "not caught up yet");
+    let server = Server::start(&["--database-url", database.url.expose()]);
+    let (status, body) = eventually("the start-up pass", || async {
+        let (status, body) = get(&server, "/api/v1/manifests/commits?env=production&since=2024-01-01").await;
+        (body["commits"].as_array().is_some_and(|c| !c.is_empty())).then_some((status, body))
+    })
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["commits"][0]["applications"][0]["name"], "shop-production", "{body}");
+    assert_eq!(body["commits"][0]["paths"], json!(["envs/production/values.yaml"]), "{body}");
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::questions::source_paths;
 use super::{BeginWrite, Ledger, LedgerError, on_pool};
 
 /// The CI step kinds the ledger accepts (DESIGN.md: PipelineRun steps).
@@ -329,10 +330,10 @@ impl Ledger {
                 ),
                 None => None,
             };
-            type Previous = (Option<String>, Option<String>, Option<String>, i64, Option<i64>);
+            type Previous = (Option<String>, Option<String>, Option<String>, i64, Option<i64>, String, bool);
             let previous: Option<Previous> = sqlx::query_as(
-                "SELECT sync_status, health_status, uid, incarnation, deleted_at FROM applications
-                 WHERE instance = $1 AND namespace = $2 AND name = $3",
+                "SELECT sync_status, health_status, uid, incarnation, deleted_at, sources, source_paths_indexed
+                 FROM applications WHERE instance = $1 AND namespace = $2 AND name = $3",
             )
             .bind(&fact.instance)
             .bind(&fact.namespace)
@@ -341,15 +342,15 @@ impl Ledger {
             .await?;
             let incarnation = match &previous {
                 None => 0,
-                Some((_, _, uid, incarnation, deleted_at)) => {
+                Some((_, _, uid, incarnation, deleted_at, ..)) => {
                     incarnation + i64::from(reincarnated(uid.as_deref(), fact.uid.as_deref(), *deleted_at))
                 }
             };
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO applications (instance, namespace, name, project, environment_id, service_id, sources,
                      dest_server, dest_name, dest_namespace, sync_status, health_status, automated_sync, updated_at,
-                     uid, incarnation)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                     uid, incarnation, source_paths_indexed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, TRUE)
                  ON CONFLICT (instance, namespace, name) DO UPDATE SET
                      project = excluded.project, environment_id = excluded.environment_id,
                      service_id = excluded.service_id, sources = excluded.sources,
@@ -357,7 +358,8 @@ impl Ledger {
                      dest_namespace = excluded.dest_namespace, sync_status = excluded.sync_status,
                      health_status = excluded.health_status, automated_sync = excluded.automated_sync,
                      updated_at = excluded.updated_at, deleted_at = NULL,
-                     uid = COALESCE(excluded.uid, applications.uid), incarnation = excluded.incarnation
+                     uid = COALESCE(excluded.uid, applications.uid), incarnation = excluded.incarnation,
+                     source_paths_indexed = TRUE
                  RETURNING id",
             )
             .bind(&fact.instance)
@@ -378,6 +380,23 @@ impl Ledger {
             .bind(incarnation)
             .fetch_one(&mut *tx)
             .await?;
+            let paths_stale = previous.as_ref().is_none_or(|(.., stored, indexed)| !indexed || *stored != sources);
+            if paths_stale {
+                sqlx::query("DELETE FROM application_source_paths WHERE application_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for (repo_url, path) in source_paths(&fact.sources) {
+                    sqlx::query(
+                        "INSERT INTO application_source_paths (application_id, repo_url, path) VALUES ($1, $2, $3)",
+                    )
+                    .bind(id)
+                    .bind(repo_url)
+                    .bind(path)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             let changed =
                 previous.is_none_or(|(sync, health, ..)| sync != fact.sync_status || health != fact.health_status);
             if changed {

@@ -2,7 +2,7 @@
 //! window, what one environment has that another lacks, who changed its manifests, and
 //! the plan for rolling it back to just before something shipped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::cards::{CommitSummary, FeatureRef, PullRequestRef, Signature};
 use super::changes::DiffCache;
 use super::presence::{ApplicationPresence, ApplicationRef, ChangeSet, Target, id_list, tuple_list};
-use super::{Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, on_pool};
 use crate::timefmt::format_rfc3339;
 
 /// The most deployments one changes answer lists.
@@ -181,6 +181,31 @@ pub fn normalise_git_url(url: &str) -> String {
     }
     let rest = rest.trim_end_matches('/');
     rest.strip_suffix(".git").unwrap_or(rest).to_string()
+}
+
+/// Where an application's sources read manifests, as stored for the manifests question:
+/// each source's repository URL normalised (see [`normalise_git_url`]) and its path with
+/// the slashes around it trimmed, the repository's root being `""`. A source without a
+/// path (a Helm chart) reads the whole repository.
+pub(crate) fn source_paths(sources: &serde_json::Value) -> BTreeSet<(String, String)> {
+    let Some(sources) = sources.as_array() else { return BTreeSet::new() };
+    sources
+        .iter()
+        .filter_map(|source| {
+            let url = source.get("repoURL").and_then(|v| v.as_str())?;
+            let path = source.get("path").and_then(|v| v.as_str()).unwrap_or_default().trim_matches('/');
+            let path = if path == "." { "" } else { path };
+            Some((normalise_git_url(url), path.to_string()))
+        })
+        .collect()
+}
+
+/// The source paths a changed file lies under: the repository's root and each of the
+/// file's leading folders, then the file itself (see [`under`]).
+fn enclosing_paths(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::once("")
+        .chain(path.match_indices('/').map(|(at, _)| &path[..at]).filter(|prefix| !prefix.is_empty()))
+        .chain(std::iter::once(path))
 }
 
 /// Whether a changed file lies under an application's source path.
@@ -487,6 +512,89 @@ impl Ledger {
         Ok(facts)
     }
 
+    /// The environment's applications that read a manifests repository (its URL
+    /// normalised) at one of these paths, by path, each path's applications by name.
+    async fn applications_reading(
+        &self,
+        environment: &EnvironmentId,
+        repo_url: &str,
+        paths: &BTreeSet<&str>,
+    ) -> Result<BTreeMap<String, Vec<ApplicationRef>>, LedgerError> {
+        let paths: Vec<&str> = paths.iter().copied().collect();
+        let mut watched: BTreeMap<String, Vec<ApplicationRef>> = BTreeMap::new();
+        for chunk in paths.chunks(500) {
+            let sql = format!(
+                "SELECT s.path, a.instance, a.namespace, a.name FROM application_source_paths s
+                 JOIN applications a ON a.id = s.application_id
+                 WHERE s.repo_url = $1 AND s.path IN ({}) AND a.environment_id = $2 AND a.deleted_at IS NULL
+                 ORDER BY s.path, a.name, a.namespace, a.instance",
+                id_list(3, chunk.len())
+            );
+            let rows: Vec<(String, String, String, String)> = on_pool!(self.pool(), |p| {
+                let mut query = sqlx::query_as(&sql).bind(repo_url).bind(environment.id);
+                for path in chunk {
+                    query = query.bind(*path);
+                }
+                query.fetch_all(p).await?
+            });
+            for (path, instance, namespace, name) in rows {
+                watched.entry(path).or_default().push(ApplicationRef { instance, namespace, name });
+            }
+        }
+        Ok(watched)
+    }
+
+    /// Writes where each application reads its manifests for the applications recorded
+    /// before that was kept (see [`source_paths`]); returns how many. Run at start-up;
+    /// [`Ledger::upsert_application`] keeps it for every application it records.
+    pub async fn index_source_paths(&self) -> Result<usize, LedgerError> {
+        let mut indexed = 0;
+        loop {
+            let batch: Vec<(i64, String)> = on_pool!(self.pool(), |p| {
+                sqlx::query_as(
+                    "SELECT id, sources FROM applications WHERE NOT source_paths_indexed ORDER BY id LIMIT 1000",
+                )
+                .fetch_all(p)
+                .await?
+            });
+            if batch.is_empty() {
+                return Ok(indexed);
+            }
+            on_pool!(self.pool(), |p| {
+                let mut tx = p.begin_write().await?;
+                for (id, sources) in &batch {
+                    // An application recorded since the batch was read has its paths already.
+                    let claimed = sqlx::query(
+                        "UPDATE applications SET source_paths_indexed = TRUE WHERE id = $1 AND NOT source_paths_indexed",
+                    )
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if claimed.rows_affected() == 0 {
+                        continue;
+                    }
+                    let sources: serde_json::Value = serde_json::from_str(sources).unwrap_or_default();
+                    sqlx::query("DELETE FROM application_source_paths WHERE application_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for (repo_url, path) in source_paths(&sources) {
+                        sqlx::query(
+                            "INSERT INTO application_source_paths (application_id, repo_url, path) VALUES ($1, $2, $3)",
+                        )
+                        .bind(id)
+                        .bind(repo_url)
+                        .bind(path)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+            });
+            indexed += batch.len();
+        }
+    }
+
     /// Commits to manifests repositories in `[since, until)` (committer time, ms) that
     /// touched the source paths of the environment's applications.
     pub async fn manifest_commits(
@@ -495,44 +603,19 @@ impl Ledger {
         since: i64,
         until: i64,
     ) -> Result<ManifestChanges, LedgerError> {
-        let apps: Vec<(String, String, String, String)> = on_pool!(self.pool(), |p| {
-            sqlx::query_as(
-                "SELECT instance, namespace, name, sources FROM applications
-                 WHERE environment_id = $1 AND deleted_at IS NULL ORDER BY name",
-            )
-            .bind(environment.id)
-            .fetch_all(p)
-            .await?
-        });
         let repositories: Vec<(i64, String)> = on_pool!(self.pool(), |p| {
-            sqlx::query_as("SELECT id, url FROM repositories WHERE kind = 'manifests'").fetch_all(p).await?
+            sqlx::query_as("SELECT id, url FROM repositories WHERE kind = 'manifests' ORDER BY id").fetch_all(p).await?
         });
-        // (repository id, source path) → the applications reading it.
-        let mut watched: BTreeMap<(i64, String), Vec<ApplicationRef>> = BTreeMap::new();
-        for (instance, namespace, name, sources) in apps {
-            let sources: Vec<serde_json::Value> = serde_json::from_str(&sources).unwrap_or_default();
-            for source in sources {
-                let url = source.get("repoURL").and_then(|v| v.as_str()).unwrap_or_default();
-                let path = source.get("path").and_then(|v| v.as_str()).unwrap_or_default();
-                let normalised = normalise_git_url(url);
-                for (id, _) in repositories.iter().filter(|(_, u)| normalise_git_url(u) == normalised) {
-                    let app =
-                        ApplicationRef { instance: instance.clone(), namespace: namespace.clone(), name: name.clone() };
-                    watched.entry((*id, path.to_string())).or_default().push(app);
-                }
-            }
-        }
-        let repository_ids: std::collections::BTreeSet<i64> = watched.keys().map(|(id, _)| *id).collect();
-        type Row = (String, String, String, String, i64, i64, String, String, i64, i64, String, bool, Option<String>);
+        type Row = (String, String, String, String, i64, i64, String, String, i64, i64, String, bool, String);
         let mut by_sha: BTreeMap<(i64, String), ManifestCommit> = BTreeMap::new();
-        for repository_id in repository_ids {
-            let rows: Vec<(i64, Row)> = on_pool!(self.pool(), |p| {
-                let rows: Vec<Row> = sqlx::query_as(
+        for (repository_id, url) in repositories {
+            let rows: Vec<Row> = on_pool!(self.pool(), |p| {
+                sqlx::query_as(
                     "SELECT r.name, c.sha, c.author_name, c.author_email, c.authored_at, c.author_offset_minutes,
                             c.committer_name, c.committer_email, c.committed_at, c.committer_offset_minutes,
                             c.message, c.reachable, cp.path
                      FROM commits c JOIN repositories r ON r.id = c.repository_id
-                     LEFT JOIN commit_paths cp ON cp.repository_id = c.repository_id AND cp.sha = c.sha
+                     JOIN commit_paths cp ON cp.repository_id = c.repository_id AND cp.sha = c.sha
                      WHERE c.repository_id = $1 AND c.committed_at >= $2 AND c.committed_at < $3
                      ORDER BY c.committed_at DESC, c.sha",
                 )
@@ -540,15 +623,18 @@ impl Ledger {
                 .bind(since)
                 .bind(until)
                 .fetch_all(p)
-                .await?;
-                rows.into_iter().map(|row| (repository_id, row)).collect()
+                .await?
             });
-            for (repository_id, row) in rows {
+            if rows.is_empty() {
+                continue;
+            }
+            let candidates: BTreeSet<&str> = rows.iter().flat_map(|row| enclosing_paths(&row.12)).collect();
+            let watched = self.applications_reading(environment, &normalise_git_url(&url), &candidates).await?;
+            for row in rows {
                 let (repo, sha, an, ae, at, ao, cn, ce, ct, co, message, reachable, path) = row;
-                let Some(path) = path else { continue };
                 let touched: Vec<ApplicationRef> = watched
                     .iter()
-                    .filter(|((id, source_path), _)| *id == repository_id && under(&path, source_path))
+                    .filter(|(source_path, _)| under(&path, source_path))
                     .flat_map(|(_, apps)| apps.iter().cloned())
                     .collect();
                 if touched.is_empty() {
@@ -611,6 +697,40 @@ mod tests {
         }
         assert_eq!(normalise_git_url("/srv/git/deploy"), "/srv/git/deploy");
         assert_eq!(normalise_git_url("file:///srv/git/deploy.git"), "/srv/git/deploy");
+    }
+
+    #[test]
+    fn a_changed_file_is_looked_up_under_each_folder_that_holds_it() {
+        let enclosing: Vec<&str> = enclosing_paths("envs/prod/shop/values.yaml").collect();
+        assert_eq!(enclosing, ["", "envs", "envs/prod", "envs/prod/shop", "envs/prod/shop/values.yaml"]);
+        assert_eq!(enclosing_paths("README").collect::<Vec<_>>(), ["", "README"]);
+        for path in ["envs/prod/shop/values.yaml", "envs/production/values.yaml", "README"] {
+            for source_path in ["", ".", "envs", "envs/prod", "envs/prod/", "/envs/prod", "envs/pro", "README"] {
+                let stored = &source_paths(&serde_json::json!([{ "repoURL": "r", "path": source_path }]))
+                    .into_iter()
+                    .next()
+                    .unwrap()
+                    .1;
+                let looked_up = enclosing_paths(path).any(|candidate| candidate == stored);
+                assert_eq!(looked_up, under(path, source_path), "{path} under {source_path:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sources_are_stored_by_normalised_url_and_trimmed_path() {
+        let sources = serde_json::json!([
+            { "repoURL": "git@git.example:Acme/deploy.git", "path": "/envs/prod/" },
+            { "repoURL": "https://git.example/acme/deploy", "path": "envs/prod" },
+            { "repoURL": "https://charts.example/shop", "chart": "shop" },
+            { "repoURL": "https://git.example/acme/deploy", "path": "." },
+            { "path": "no-repository" },
+        ]);
+        let stored: Vec<(String, String)> = source_paths(&sources).into_iter().collect();
+        let expected =
+            [("charts.example/shop", ""), ("git.example/acme/deploy", ""), ("git.example/acme/deploy", "envs/prod")];
+        assert_eq!(stored, expected.map(|(url, path)| (url.to_string(), path.to_string())));
+        assert!(source_paths(&serde_json::json!({ "not": "a list" })).is_empty());
     }
 
     #[test]
