@@ -276,8 +276,7 @@ async fn rollback_plan(
     let target = resolve_target(&state.ledger, &request).await?;
     match state.ledger.rollback_plan(&environment, &target).await {
         Ok(plan) => {
-            let json = serde_json::to_string(&plan).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            let id = state.ledger.store_rollback_plan(&plan.environment, &plan.target, &json, now_ms()).await?;
+            let id = state.ledger.store_rollback_plan(&plan, now_ms()).await?;
             Ok(Json(StoredRollbackPlan { id, plan }))
         }
         Err(PlanError::NeverReached) => Err(ApiError::NotFound(format!(

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::presence::ApplicationRef;
+use super::questions::{DeploymentRef, RollbackPlan};
 use super::{Ledger, LedgerError, on_pool};
 use crate::timefmt::format_rfc3339;
 
@@ -100,21 +102,31 @@ impl Ledger {
             .collect())
     }
 
-    /// Keeps a rollback plan (its JSON) and returns its id.
-    pub async fn store_rollback_plan(
-        &self,
-        environment: &str,
-        target: &str,
-        plan: &str,
-        at: i64,
-    ) -> Result<i64, LedgerError> {
+    /// Keeps what executing a rollback plan needs (which application returns to which
+    /// deployment) and returns the plan's id. What would leave is the preview's: it can
+    /// be thousands of features and pull requests, and is not kept.
+    pub async fn store_rollback_plan(&self, plan: &RollbackPlan, at: i64) -> Result<i64, LedgerError> {
+        let executable = ExecutablePlan {
+            environment: &plan.environment,
+            target: &plan.target,
+            applications: plan
+                .applications
+                .iter()
+                .map(|step| ExecutableStep {
+                    application: &step.application,
+                    action: &step.action,
+                    return_to: step.return_to.as_ref(),
+                })
+                .collect(),
+        };
+        let json = serde_json::to_string(&executable).map_err(|e| LedgerError::Invalid(e.to_string()))?;
         let sql = "INSERT INTO rollback_plans (created_at, environment, target, plan) VALUES ($1, $2, $3, $4)
                    RETURNING id";
         let id = on_pool!(self.pool(), |p| sqlx::query_scalar(sql)
             .bind(at)
-            .bind(environment)
-            .bind(target)
-            .bind(plan)
+            .bind(&plan.environment)
+            .bind(&plan.target)
+            .bind(&json)
             .fetch_one(p)
             .await?);
         Ok(id)
@@ -142,9 +154,26 @@ impl Ledger {
     }
 }
 
+/// The part of a [`RollbackPlan`] that is kept for executing it.
+#[derive(Serialize)]
+struct ExecutablePlan<'a> {
+    environment: &'a str,
+    target: &'a str,
+    applications: Vec<ExecutableStep<'a>>,
+}
+
+#[derive(Serialize)]
+struct ExecutableStep<'a> {
+    application: &'a ApplicationRef,
+    action: &'a str,
+    return_to: Option<&'a DeploymentRef>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::cards::FeatureRef;
+    use crate::ledger::questions::RollbackStep;
 
     #[tokio::test]
     async fn audit_entries_come_newest_first() {
@@ -169,10 +198,34 @@ mod tests {
         let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome.as_str()).collect();
         assert_eq!(outcomes, ["refused", "failed"]);
         assert_eq!(entries[0].parameters, serde_json::json!({"prune": true}));
-        let id = ledger.store_rollback_plan("production", "SHOP-1", "{}", 5).await.unwrap();
+        let shop = ApplicationRef { instance: "main".into(), namespace: "argocd".into(), name: "shop".into() };
+        let step = RollbackStep {
+            application: shop.clone(),
+            action: "rollback".into(),
+            reason: "return to history 1".into(),
+            first_carrying: DeploymentRef { history_id: 2, revision: "b".into(), deployed_at: "then".into() },
+            return_to: Some(DeploymentRef { history_id: 1, revision: "a".into(), deployed_at: "before".into() }),
+            automated_sync: false,
+            features_leaving: vec![FeatureRef { key: "SHOP-1".into(), summary: None, status: None }],
+            pull_requests_leaving: Vec::new(),
+            truncated: false,
+        };
+        let plan = RollbackPlan { environment: "production".into(), target: "SHOP-1".into(), applications: vec![step] };
+        let id = ledger.store_rollback_plan(&plan, 5).await.unwrap();
         ledger.mark_rollback_plan_executed(id, 6).await.unwrap();
         let stored = ledger.stored_rollback_plan(id).await.unwrap().unwrap();
-        assert_eq!((stored.plan.as_str(), stored.executed_at), ("{}", Some(6)));
+        assert_eq!(stored.executed_at, Some(6));
+        let kept: serde_json::Value = serde_json::from_str(&stored.plan).unwrap();
+        let expected = serde_json::json!({
+            "environment": "production",
+            "target": "SHOP-1",
+            "applications": [{
+                "application": shop,
+                "action": "rollback",
+                "return_to": { "history_id": 1, "revision": "a", "deployed_at": "before" },
+            }],
+        });
+        assert_eq!(kept, expected, "what executing needs, not what would leave");
         assert!(ledger.stored_rollback_plan(id + 1).await.unwrap().is_none());
     }
 }

@@ -9,7 +9,7 @@
 //! builds. A *link* says which diff a deployment made relative to an earlier one, and
 //! holds while neither deployment's `sources_version` has moved since.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -238,26 +238,45 @@ impl Ledger {
                 }
             }
         }
-        let mut links = Vec::with_capacity(pairs.len());
-        let mut diffs = HashMap::with_capacity(pairs.len());
-        for ((from, to), digest) in pairs.iter().zip(digests) {
-            if !cache.by_sources.contains_key(&digest) {
-                let diff = self.diff(sets.get(from).unwrap_or(&empty), sets.get(to).unwrap_or(&empty)).await?;
+        // The diffs no one has worked out yet, once per digest.
+        let mut fresh: Vec<(&String, &SourceSet, &SourceSet)> = Vec::new();
+        let mut seen = HashSet::new();
+        for ((from, to), digest) in pairs.iter().zip(&digests) {
+            if !cache.by_sources.contains_key(digest) && seen.insert(digest) {
+                fresh.push((digest, sets.get(from).unwrap_or(&empty), sets.get(to).unwrap_or(&empty)));
+            }
+        }
+        let sides: Vec<(&SourceSet, &SourceSet)> = fresh.iter().map(|(_, from, to)| (*from, *to)).collect();
+        let worked_out = self.diffs_between(&sides).await?;
+        let fresh: Vec<(String, Diff, String)> = fresh
+            .into_iter()
+            .zip(worked_out)
+            .map(|((digest, ..), diff)| {
                 let body = serde_json::to_string(&diff).map_err(|e| LedgerError::Invalid(e.to_string()))?;
+                Ok((digest.clone(), diff, body))
+            })
+            .collect::<Result<_, LedgerError>>()?;
+        // New diffs and every link in one transaction.
+        let ids: Vec<i64> = on_pool!(self.pool(), |p| {
+            let mut tx = p.begin_write().await?;
+            let mut ids = Vec::with_capacity(fresh.len());
+            let mut new_ids = HashMap::with_capacity(fresh.len());
+            for (digest, _, body) in &fresh {
                 let sql = "INSERT INTO change_diffs (sources, body) VALUES ($1, $2)
                            ON CONFLICT (sources) DO UPDATE SET body = excluded.body RETURNING id";
-                let id: i64 = on_pool!(self.pool(), |p| {
-                    sqlx::query_scalar(sql).bind(&digest).bind(&body).fetch_one(p).await?
-                });
-                cache.by_sources.insert(digest.clone(), (id, diff));
+                let id: i64 = sqlx::query_scalar(sql).bind(digest).bind(body).fetch_one(&mut *tx).await?;
+                ids.push(id);
+                new_ids.insert(digest, id);
             }
-            let (diff_id, diff) = &cache.by_sources[&digest];
             let version = |id: &i64| versions.get(id).copied().unwrap_or_default();
-            links.push((*to, *from, *diff_id, version(to), version(from)));
-            diffs.insert((*from, *to), diff.clone());
-        }
-        on_pool!(self.pool(), |p| {
-            let mut tx = p.begin_write().await?;
+            let diff_id = |digest: &String| {
+                cache.by_sources.get(digest).map(|(id, _)| *id).or_else(|| new_ids.get(digest).copied())
+            };
+            let links: Vec<(i64, i64, i64, i64, i64)> = pairs
+                .iter()
+                .zip(&digests)
+                .filter_map(|((from, to), digest)| Some((*to, *from, diff_id(digest)?, version(to), version(from))))
+                .collect();
             for chunk in links.chunks(2000) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO deployment_changes
@@ -277,31 +296,108 @@ impl Ledger {
                 insert.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok::<_, LedgerError>(())
-        })?;
-        Ok(diffs)
+            ids
+        });
+        for ((digest, diff, _), id) in fresh.into_iter().zip(ids) {
+            cache.by_sources.insert(digest, (id, diff));
+        }
+        Ok(pairs.iter().zip(&digests).map(|(pair, digest)| (*pair, cache.by_sources[digest].1.clone())).collect())
     }
 
-    /// The commits `after` has and `before` lacks, and the reverse, by feature, pull
-    /// request and person.
-    async fn diff(&self, before: &SourceSet, after: &SourceSet) -> Result<Diff, LedgerError> {
-        let (entered, cut_in) = self.commits_between(before, after).await?;
-        let (left, cut_out) = self.commits_between(after, before).await?;
-        let (features_entered, pull_requests_entered) = self.feature_and_pull_request_keys(&entered).await?;
-        let (features_left, pull_requests_left) = self.feature_and_pull_request_keys(&left).await?;
-        let (authors, committers) = self.people(&entered).await?;
-        Ok(Diff {
-            authors,
-            committers,
-            features_entered,
-            features_left,
-            pull_requests_entered,
-            pull_requests_left,
-            commits_entered: entered.len(),
-            commits_left: left.len(),
-            truncated: cut_in || cut_out,
-        })
+    /// For each `(before, after)`: the commits `after` has and `before` lacks, and the
+    /// reverse, by feature, pull request and person. What the commits say is read once
+    /// for all of them.
+    async fn diffs_between(&self, sides: &[(&SourceSet, &SourceSet)]) -> Result<Vec<Diff>, LedgerError> {
+        let mut ranges = Vec::with_capacity(sides.len());
+        for (before, after) in sides {
+            let entered = self.commits_between(before, after).await?;
+            let left = self.commits_between(after, before).await?;
+            ranges.push((entered, left));
+        }
+        let mut commits: Vec<(i64, String)> =
+            ranges.iter().flat_map(|((entered, _), (left, _))| entered.iter().chain(left)).cloned().collect();
+        commits.sort_unstable();
+        commits.dedup();
+        let said = self.commit_facts(&commits).await?;
+        let keys = |commits: &[(i64, String)]| {
+            let mut features = BTreeSet::new();
+            let mut pull_requests = BTreeSet::new();
+            for facts in commits.iter().filter_map(|commit| said.get(commit)) {
+                features.extend(facts.features.iter().cloned());
+                pull_requests.extend(facts.pull_request.clone());
+            }
+            (features.into_iter().collect(), pull_requests.into_iter().collect())
+        };
+        Ok(ranges
+            .into_iter()
+            .map(|((entered, cut_in), (left, cut_out))| {
+                let (features_entered, pull_requests_entered) = keys(&entered);
+                let (features_left, pull_requests_left) = keys(&left);
+                let people = |person: fn(&CommitFacts) -> &String| {
+                    let people: BTreeSet<&String> =
+                        entered.iter().filter_map(|commit| said.get(commit)).map(person).collect();
+                    people.into_iter().cloned().collect()
+                };
+                Diff {
+                    authors: people(|facts| &facts.author),
+                    committers: people(|facts| &facts.committer),
+                    features_entered,
+                    features_left,
+                    pull_requests_entered,
+                    pull_requests_left,
+                    commits_entered: entered.len(),
+                    commits_left: left.len(),
+                    truncated: cut_in || cut_out,
+                }
+            })
+            .collect())
     }
+
+    /// What each commit the ledger knows says: its features, its pull request, its
+    /// author and committer as `Name <email>`.
+    async fn commit_facts(
+        &self,
+        commits: &[(i64, String)],
+    ) -> Result<HashMap<(i64, String), CommitFacts>, LedgerError> {
+        let mut said: HashMap<(i64, String), CommitFacts> = HashMap::with_capacity(commits.len());
+        for chunk in commits.chunks(400) {
+            let sql = format!(
+                "WITH target (repository_id, sha) AS (VALUES {})
+                 SELECT c.repository_id, c.sha, r.name, c.pull_request_number, c.author_name, c.author_email,
+                        c.committer_name, c.committer_email, f.key
+                 FROM target t JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
+                 JOIN repositories r ON r.id = c.repository_id
+                 LEFT JOIN commit_features cf ON cf.commit_id = c.id LEFT JOIN features f ON f.id = cf.feature_id",
+                values_list(1, chunk.len())
+            );
+            type Row = (i64, String, String, Option<i64>, String, String, String, String, Option<String>);
+            let rows: Vec<Row> = on_pool!(self.pool(), |p| {
+                let mut query = sqlx::query_as(&sql);
+                for (repository_id, sha) in chunk {
+                    query = query.bind(*repository_id).bind(sha);
+                }
+                query.fetch_all(p).await?
+            });
+            for (repository_id, sha, repo, number, an, ae, cn, ce, key) in rows {
+                let facts = said.entry((repository_id, sha)).or_insert_with(|| CommitFacts {
+                    features: Vec::new(),
+                    pull_request: number.map(|number| (repo, number)),
+                    author: format!("{an} <{ae}>"),
+                    committer: format!("{cn} <{ce}>"),
+                });
+                facts.features.extend(key);
+            }
+        }
+        Ok(said)
+    }
+}
+
+/// What one commit says, for working out diffs.
+struct CommitFacts {
+    features: Vec<String>,
+    pull_request: Option<(String, i64)>,
+    author: String,
+    committer: String,
 }
 
 #[cfg(test)]

@@ -717,32 +717,6 @@ impl Ledger {
             .collect())
     }
 
-    /// Authors and committers of the commits, as `Name <email>`.
-    pub(super) async fn people(&self, commits: &[(i64, String)]) -> Result<(Vec<String>, Vec<String>), LedgerError> {
-        let mut authors = BTreeSet::new();
-        let mut committers = BTreeSet::new();
-        for chunk in commits.chunks(400) {
-            let sql = format!(
-                "WITH target (repository_id, sha) AS (VALUES {})
-                 SELECT DISTINCT c.author_name, c.author_email, c.committer_name, c.committer_email FROM target t
-                 JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha",
-                values_list(1, chunk.len())
-            );
-            let rows: Vec<(String, String, String, String)> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for (repository_id, sha) in chunk {
-                    query = query.bind(*repository_id).bind(sha);
-                }
-                query.fetch_all(p).await?
-            });
-            for (an, ae, cn, ce) in rows {
-                authors.insert(format!("{an} <{ae}>"));
-                committers.insert(format!("{cn} <{ce}>"));
-            }
-        }
-        Ok((authors.into_iter().collect(), committers.into_iter().collect()))
-    }
-
     /// The application's latest succeeded deployment before time `before` (ms), or at
     /// that time before history id `history_id` of incarnation `incarnation`.
     pub(crate) async fn previous_deployment(
