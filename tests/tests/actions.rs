@@ -413,6 +413,25 @@ async fn plan(backend: &str, database: TestDatabase) {
     let entries = audit(&server).await;
     assert_eq!(entries[0]["action"], "rollback", "{backend}");
     assert_eq!(entries[0]["parameters"]["plan_id"], id, "{backend}: {}", entries[0]);
+
+    // The application now has two sources and Argo CD has trimmed the entry the plan
+    // returns to: one revision cannot restore it, so the step is refused, not synced.
+    argo.update_application("shop-prod", |app| {
+        let source = app["spec"]["source"].take();
+        app["spec"]["sources"] =
+            json!([source, {"repoURL": "https://charts.example", "chart": "redis", "targetRevision": "18.0.0"}]);
+        app["spec"].as_object_mut().unwrap().remove("source");
+        app["status"]["history"].as_array_mut().unwrap().retain(|entry| entry["id"] != 0);
+    })
+    .unwrap();
+    let (status, done) = call(&server, Method::POST, &format!("/api/v1/rollback-plans/{id}/execute"), None).await;
+    assert_eq!(status, 200, "{backend}: {done}");
+    assert_eq!(done["applications"][0]["outcome"], "refused", "{backend}: {done}");
+    let message = done["applications"][0]["message"].as_str().unwrap();
+    assert!(message.contains("2 sources"), "{backend}: {done}");
+    assert_eq!(history(&argo, "shop-prod").len(), 2, "{backend}: nothing synced");
+    let entries = audit(&server).await;
+    assert_eq!((entries[0]["action"].as_str(), entries[0]["outcome"].as_str()), (Some("rollback"), Some("refused")));
     ledger.close().await;
 }
 

@@ -616,6 +616,20 @@ fn history_holds(app: &Application, id: i64, revision: &str) -> bool {
     app.status.history.iter().any(|entry| entry.id == id && entry.revision == revision)
 }
 
+/// Refuses (409) to return a multi-source application to an entry Argo CD no longer
+/// holds: the sync that would replace the rollback takes one revision, which cannot
+/// restore several sources.
+fn one_revision_restores(app: &Application, name: &str, id: i64, revision: &str) -> Result<(), ApiError> {
+    let sources = app.spec.effective_sources().len();
+    if sources > 1 && !history_holds(app, id, revision) {
+        return Err(ApiError::Conflict(format!(
+            "history {id} ({revision}) is no longer in Argo CD's history of {name}, and {name} has {sources} \
+             sources, which one revision cannot restore; sync each source to its revision instead"
+        )));
+    }
+    Ok(())
+}
+
 /// The sync that returns an application to a revision whose history entry Argo CD no
 /// longer holds, in place of a rollback.
 fn sync_to(revision: &str, prune: bool, dry_run: bool) -> Value {
@@ -679,13 +693,8 @@ async fn rollback(
         // An entry Argo CD no longer holds under this id and revision: return by syncing.
         let gone =
             request.revision.as_deref().filter(|revision| !history_holds(&live_app, request.history_id, revision));
-        let sources = live_app.spec.effective_sources().len();
-        if let (Some(revision), true) = (gone, sources > 1) {
-            return Err(ApiError::Conflict(format!(
-                "history {} ({revision}) is no longer in Argo CD's history of {name}, and {name} has {sources} \
-                 sources, which one revision cannot restore; sync each source to its revision instead",
-                request.history_id
-            )));
+        if let Some(revision) = gone {
+            one_revision_restores(&live_app, &name, request.history_id, revision)?;
         }
         if automated {
             if !request.disable_automated_sync {
@@ -1074,6 +1083,7 @@ async fn execute_step(state: &AppState, plan_id: i64, step: &StoredStep, disable
         let target = Target { client: client(state, &app.instance)?, namespace: app.namespace.clone() };
         let live = target.client.application(&app.name, &app.namespace, None).await.map_err(upstream)?;
         let live_state = live_state(&live);
+        one_revision_restores(&live_state, &app.name, to.history_id, &to.revision)?;
         if live_state.spec.automated_sync() {
             if !disable {
                 return Err(automated_refusal(&app.name));
