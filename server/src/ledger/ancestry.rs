@@ -10,7 +10,86 @@ use crate::ancestry::{Landing, SourcePoint, Visit, source_point};
 use super::{BeginWrite, Ledger, LedgerError, on_pool};
 
 /// Rows per multi-row statement (three to five parameters each).
-const ROWS: usize = 2000;
+pub(crate) const ROWS: usize = 2000;
+
+/// An application's succeeded deployments with the highest base each reached on each
+/// branch, oldest first.
+pub(crate) const PRESENCE_ROWS: &str = "SELECT d.id, sp.repository_id, sp.ref_name, MAX(sp.base_position)
+     FROM deployments d JOIN deployment_sources ds ON ds.deployment_id = d.id
+     JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
+     WHERE d.application_id = $1 AND d.phase = 'Succeeded'
+     GROUP BY d.id, d.finished_at, d.started_at, d.incarnation, d.history_id, sp.repository_id, sp.ref_name
+     ORDER BY COALESCE(d.finished_at, d.started_at), d.incarnation, d.history_id";
+
+/// What [`PRESENCE_ROWS`] and the current deployment make of an application's presence:
+/// its record highs `(repository, branch, base, deployment)` in the order they were set,
+/// and its current base on each branch it ever ran (`None`: it does not run it now).
+pub(crate) type Presence = (Vec<(i64, String, i64, i64)>, Vec<((i64, String), Option<i64>)>);
+
+pub(crate) fn presence_of(rows: Vec<(i64, i64, String, i64)>, current: Option<i64>) -> Presence {
+    let mut highest: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut highs = Vec::new();
+    let mut now: BTreeMap<(i64, String), Option<i64>> = BTreeMap::new();
+    for (deployment_id, repository_id, reference, base) in rows {
+        let key = (repository_id, reference);
+        now.entry(key.clone()).or_insert(None);
+        if Some(deployment_id) == current {
+            now.insert(key.clone(), Some(base));
+        }
+        if highest.get(&key).is_none_or(|high| base > *high) {
+            highest.insert(key.clone(), base);
+            highs.push((key.0, key.1, base, deployment_id));
+        }
+    }
+    (highs, now.into_iter().collect())
+}
+
+/// Recomputes an application's current bases and record highs inside the write
+/// transaction `$tx`, so that they change together with the deployments they come from.
+macro_rules! refresh_presence {
+    ($tx:ident, $application_id:expr) => {{
+        let application_id: i64 = $application_id;
+        let rows = sqlx::query_as($crate::ledger::ancestry::PRESENCE_ROWS)
+            .bind(application_id)
+            .fetch_all(&mut *$tx)
+            .await?;
+        let current: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT current_deployment_id FROM applications WHERE id = $1")
+                .bind(application_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        let (highs, now) = $crate::ledger::ancestry::presence_of(rows, current.flatten());
+        for table in ["application_highs", "application_sources"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE application_id = $1"))
+                .bind(application_id)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        for chunk in highs.chunks($crate::ledger::ancestry::ROWS) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO application_highs (application_id, repository_id, ref_name, base_position, deployment_id) ",
+            );
+            insert.push_values(chunk, |mut row, (repository_id, reference, base, deployment_id)| {
+                row.push_bind(application_id)
+                    .push_bind(*repository_id)
+                    .push_bind(reference.clone())
+                    .push_bind(*base)
+                    .push_bind(*deployment_id);
+            });
+            insert.build().execute(&mut *$tx).await?;
+        }
+        for chunk in now.chunks($crate::ledger::ancestry::ROWS) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO application_sources (application_id, repository_id, ref_name, current_base) ",
+            );
+            insert.push_values(chunk, |mut row, ((repository_id, reference), base)| {
+                row.push_bind(application_id).push_bind(*repository_id).push_bind(reference.clone()).push_bind(*base);
+            });
+            insert.build().execute(&mut *$tx).await?;
+        }
+    }};
+}
+pub(crate) use refresh_presence;
 
 impl Ledger {
     /// The highest landing number on a branch; 0 before the first sync.
@@ -154,71 +233,9 @@ impl Ledger {
     /// Recomputes one application's current bases and record highs from its succeeded
     /// deployments (see the `application_presence` migration).
     pub(crate) async fn refresh_application_presence(&self, application_id: i64) -> Result<(), LedgerError> {
-        type Row = (i64, i64, i64, String, i64);
-        let sql = "SELECT d.id, COALESCE(d.finished_at, d.started_at), sp.repository_id, sp.ref_name,
-                          MAX(sp.base_position)
-                   FROM deployments d JOIN deployment_sources ds ON ds.deployment_id = d.id
-                   JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
-                   WHERE d.application_id = $1 AND d.phase = 'Succeeded'
-                   GROUP BY d.id, d.finished_at, d.started_at, d.incarnation, d.history_id, sp.repository_id, sp.ref_name
-                   ORDER BY COALESCE(d.finished_at, d.started_at), d.incarnation, d.history_id";
-        let (rows, current): (Vec<Row>, Option<i64>) = on_pool!(self.pool(), |p| {
-            let rows = sqlx::query_as(sql).bind(application_id).fetch_all(p).await?;
-            let current: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT current_deployment_id FROM applications WHERE id = $1")
-                    .bind(application_id)
-                    .fetch_optional(p)
-                    .await?;
-            (rows, current.flatten())
-        });
-        let mut highest: BTreeMap<(i64, String), i64> = BTreeMap::new();
-        let mut highs: Vec<(i64, String, i64, i64)> = Vec::new();
-        let mut now: BTreeMap<(i64, String), Option<i64>> = BTreeMap::new();
-        for (deployment_id, _, repository_id, reference, base) in rows {
-            let key = (repository_id, reference);
-            now.entry(key.clone()).or_insert(None);
-            if Some(deployment_id) == current {
-                now.insert(key.clone(), Some(base));
-            }
-            if highest.get(&key).is_none_or(|high| base > *high) {
-                highest.insert(key.clone(), base);
-                highs.push((key.0, key.1, base, deployment_id));
-            }
-        }
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin_write().await?;
-            for table in ["application_highs", "application_sources"] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE application_id = $1"))
-                    .bind(application_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for chunk in highs.chunks(ROWS) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO application_highs (application_id, repository_id, ref_name, base_position, deployment_id) ",
-                );
-                insert.push_values(chunk, |mut row, (repository_id, reference, base, deployment_id)| {
-                    row.push_bind(application_id)
-                        .push_bind(*repository_id)
-                        .push_bind(reference.clone())
-                        .push_bind(*base)
-                        .push_bind(*deployment_id);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
-            let now: Vec<_> = now.into_iter().collect();
-            for chunk in now.chunks(ROWS) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO application_sources (application_id, repository_id, ref_name, current_base) ",
-                );
-                insert.push_values(chunk, |mut row, ((repository_id, reference), base)| {
-                    row.push_bind(application_id)
-                        .push_bind(*repository_id)
-                        .push_bind(reference.clone())
-                        .push_bind(*base);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
+            refresh_presence!(tx, application_id);
             tx.commit().await?;
             Ok::<_, LedgerError>(())
         })

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ancestry::refresh_presence;
 use super::questions::source_paths;
 use super::{BeginWrite, Ledger, LedgerError, on_pool};
 
@@ -493,10 +494,11 @@ impl Ledger {
             .execute(&mut *tx)
             .await?;
             sqlx::query(CURRENT_DEPLOYMENT).bind(application_id).execute(&mut *tx).await?;
+            // Presence changes with the deployment: never one visible without the other.
+            refresh_presence!(tx, application_id);
             tx.commit().await?;
             Ok::<_, LedgerError>((id, application_id, incarnation))
         })?;
-        self.refresh_application_presence(application_id).await?;
         if fact.phase == "Succeeded" {
             let at = fact.finished_at.unwrap_or(fact.started_at);
             if let Some((previous, ..)) =
