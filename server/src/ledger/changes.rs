@@ -20,6 +20,9 @@ use super::{BeginWrite, Ledger, LedgerError, on_pool};
 /// Applications per batch when filling in missing change sets.
 const FILL_APPLICATIONS: usize = 100;
 
+/// New diffs whose commits are read together.
+const DIFFS_AT_ONCE: usize = 64;
+
 /// What the commits of a change set say, by key; names are read when answering.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Diff {
@@ -247,7 +250,11 @@ impl Ledger {
             }
         }
         let sides: Vec<(&SourceSet, &SourceSet)> = fresh.iter().map(|(_, from, to)| (*from, *to)).collect();
-        let worked_out = self.diffs_between(&sides).await?;
+        let mut worked_out = Vec::with_capacity(sides.len());
+        // A group at a time: each diff holds up to CHANGE_LIMIT commits each way.
+        for group in sides.chunks(DIFFS_AT_ONCE) {
+            worked_out.extend(self.diffs_between(group).await?);
+        }
         let fresh: Vec<(String, Diff, String)> = fresh
             .into_iter()
             .zip(worked_out)
