@@ -227,15 +227,28 @@ fn feature((key, summary, status): (String, Option<String>, Option<String>)) -> 
 
 impl Ledger {
     /// A pull request by repository and number; `None` when neither the forge nor any
-    /// commit has named it. Its reads run at once, as the feature card's do.
+    /// commit has named it.
     pub async fn pull_request_card(&self, repo: &str, number: i64) -> Result<Option<PullRequestCard>, LedgerError> {
         type Header = (Option<String>, Option<String>, Option<i64>, Option<String>);
-        let header_sql = "SELECT pr.title, pr.author, pr.merged_at, pr.merge_commit_sha FROM pull_requests pr
-                          JOIN repositories r ON r.id = pr.repository_id WHERE r.name = $1 AND pr.number = $2";
+        let header: Option<Header> = on_pool!(self.pool(), |p| {
+            sqlx::query_as(
+                "SELECT pr.title, pr.author, pr.merged_at, pr.merge_commit_sha FROM pull_requests pr
+                 JOIN repositories r ON r.id = pr.repository_id WHERE r.name = $1 AND pr.number = $2",
+            )
+            .bind(repo)
+            .bind(number)
+            .fetch_optional(p)
+            .await?
+        });
         let commit_sql = format!(
             "SELECT {COMMIT_COLUMNS} FROM commits c JOIN repositories r ON r.id = c.repository_id
              WHERE r.name = $1 AND c.pull_request_number = $2 ORDER BY c.committed_at, c.sha"
         );
+        let commit_rows: Vec<CommitRow> =
+            on_pool!(self.pool(), |p| sqlx::query_as(&commit_sql).bind(repo).bind(number).fetch_all(p).await?);
+        if header.is_none() && commit_rows.is_empty() {
+            return Ok(None);
+        }
         let pr_commits = "SELECT c.sha FROM commits c JOIN repositories r ON r.id = c.repository_id
                           WHERE r.name = $1 AND c.pull_request_number = $2";
         let feature_sql = format!(
@@ -263,22 +276,14 @@ impl Ledger {
                  UNION SELECT b3.id FROM builds b3 WHERE b3.commit_sha IN ({pr_commits}))
              ORDER BY b.built_at, b.digest"
         );
-        type FeatureRow = (String, Option<String>, Option<String>);
-        let rows = async {
-            Ok::<_, LedgerError>(on_pool!(self.pool(), |p| tokio::try_join!(
-                sqlx::query_as::<_, Header>(header_sql).bind(repo).bind(number).fetch_optional(p),
-                sqlx::query_as::<_, CommitRow>(&commit_sql).bind(repo).bind(number).fetch_all(p),
-                sqlx::query_as::<_, FeatureRow>(&feature_sql).bind(repo).bind(number).fetch_all(p),
-                sqlx::query_as::<_, PipelineRow>(&pipeline_sql).bind(repo).bind(number).fetch_all(p),
-                sqlx::query_as::<_, BuildRow>(&build_sql).bind(repo).bind(number).fetch_all(p),
-            )?))
-        };
-        let target = Target::PullRequest { repo: repo.to_string(), number };
-        let (rows, environments) = tokio::try_join!(rows, self.presence_by_environment(&target))?;
-        let (header, commit_rows, features, pipelines, images) = rows;
-        if header.is_none() && commit_rows.is_empty() {
-            return Ok(None);
-        }
+        let (features, pipelines, images) = on_pool!(self.pool(), |p| {
+            let features: Vec<(String, Option<String>, Option<String>)> =
+                sqlx::query_as(&feature_sql).bind(repo).bind(number).fetch_all(p).await?;
+            let pipelines: Vec<PipelineRow> =
+                sqlx::query_as(&pipeline_sql).bind(repo).bind(number).fetch_all(p).await?;
+            let images: Vec<BuildRow> = sqlx::query_as(&build_sql).bind(repo).bind(number).fetch_all(p).await?;
+            (features, pipelines, images)
+        });
         let (title, author, merged_at, merge_commit_sha) = header.unwrap_or_default();
         Ok(Some(PullRequestCard {
             repo: repo.to_string(),
@@ -291,7 +296,7 @@ impl Ledger {
             commits: commit_rows.into_iter().map(|row| commit(row).0).collect(),
             pipelines: pipelines.into_iter().map(pipeline).collect(),
             images: images.into_iter().map(build).collect(),
-            environments,
+            environments: self.presence_by_environment(&Target::PullRequest { repo: repo.to_string(), number }).await?,
         }))
     }
 
@@ -312,48 +317,58 @@ impl Ledger {
         };
         let (summary, message, pull_request_number) = commit(row);
         let sha = summary.sha.clone();
-        let parents_sql = "SELECT cp.parent_sha FROM commit_parents cp JOIN commits c ON c.id = cp.commit_id
-                           JOIN repositories r ON r.id = c.repository_id WHERE r.name = $1 AND c.sha = $2
-                           ORDER BY cp.position";
-        let title_sql = "SELECT pr.title FROM pull_requests pr JOIN repositories r ON r.id = pr.repository_id
-                         WHERE r.name = $1 AND pr.number = $2";
-        let features_sql = format!(
-            "SELECT f.key, f.summary, f.status FROM features f JOIN commit_features cf ON cf.feature_id = f.id
-             JOIN commits c ON c.id = cf.commit_id JOIN repositories r ON r.id = c.repository_id
-             WHERE r.name = $1 AND c.sha = $2{} ORDER BY f.key",
-            self.listed_features()
-        );
-        let pipelines_sql = format!(
-            "SELECT {PIPELINE_COLUMNS} FROM pipeline_runs p WHERE p.commit_sha = $1 ORDER BY p.started_at, p.run_id"
-        );
-        let builds_sql = format!(
-            "SELECT {BUILD_COLUMNS} FROM builds b JOIN images i ON i.id = b.image_id
-             WHERE b.commit_sha = $1 ORDER BY b.built_at, b.digest"
-        );
-        type FeatureRow = (String, Option<String>, Option<String>);
-        // Its reads run at once, as the feature card's do.
-        let rows = async {
-            Ok::<_, LedgerError>(on_pool!(self.pool(), |p| tokio::try_join!(
-                sqlx::query_scalar::<_, String>(parents_sql).bind(repo).bind(&sha).fetch_all(p),
-                async {
-                    match pull_request_number {
-                        Some(number) => {
-                            let title = sqlx::query_scalar::<_, Option<String>>(title_sql).bind(repo).bind(number);
-                            title.fetch_optional(p).await
-                        }
-                        None => Ok(None),
-                    }
-                },
-                sqlx::query_as::<_, FeatureRow>(&features_sql).bind(repo).bind(&sha).fetch_all(p),
-                sqlx::query_as::<_, PipelineRow>(&pipelines_sql).bind(&sha).fetch_all(p),
-                sqlx::query_as::<_, BuildRow>(&builds_sql).bind(&sha).fetch_all(p),
-            )?))
-        };
-        let target = Target::Commit { repo: repo.to_string(), sha: sha.clone() };
-        let (rows, presence) = tokio::try_join!(rows, self.presence(&target))?;
-        let (parents, title, features, pipelines, images) = rows;
-        let pull_request =
-            pull_request_number.map(|number| PullRequestRef { repo: repo.to_string(), number, title: title.flatten() });
+        let (parents, pull_request, features, pipelines, images) = on_pool!(self.pool(), |p| {
+            let parents: Vec<String> = sqlx::query_scalar(
+                "SELECT cp.parent_sha FROM commit_parents cp JOIN commits c ON c.id = cp.commit_id
+                 JOIN repositories r ON r.id = c.repository_id WHERE r.name = $1 AND c.sha = $2 ORDER BY cp.position",
+            )
+            .bind(repo)
+            .bind(&sha)
+            .fetch_all(p)
+            .await?;
+            let title: Option<Option<String>> = match pull_request_number {
+                Some(number) => {
+                    sqlx::query_scalar(
+                        "SELECT pr.title FROM pull_requests pr JOIN repositories r ON r.id = pr.repository_id
+                     WHERE r.name = $1 AND pr.number = $2",
+                    )
+                    .bind(repo)
+                    .bind(number)
+                    .fetch_optional(p)
+                    .await?
+                }
+                None => None,
+            };
+            let features: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(&format!(
+                "SELECT f.key, f.summary, f.status FROM features f JOIN commit_features cf ON cf.feature_id = f.id
+                 JOIN commits c ON c.id = cf.commit_id JOIN repositories r ON r.id = c.repository_id
+                 WHERE r.name = $1 AND c.sha = $2{} ORDER BY f.key",
+                self.listed_features()
+            ))
+            .bind(repo)
+            .bind(&sha)
+            .fetch_all(p)
+            .await?;
+            let pipelines: Vec<PipelineRow> = sqlx::query_as(&format!(
+                "SELECT {PIPELINE_COLUMNS} FROM pipeline_runs p WHERE p.commit_sha = $1 ORDER BY p.started_at, p.run_id"
+            ))
+            .bind(&sha)
+            .fetch_all(p)
+            .await?;
+            let images: Vec<BuildRow> = sqlx::query_as(&format!(
+                "SELECT {BUILD_COLUMNS} FROM builds b JOIN images i ON i.id = b.image_id
+                 WHERE b.commit_sha = $1 ORDER BY b.built_at, b.digest"
+            ))
+            .bind(&sha)
+            .fetch_all(p)
+            .await?;
+            let pull_request = pull_request_number.map(|number| PullRequestRef {
+                repo: repo.to_string(),
+                number,
+                title: title.flatten(),
+            });
+            (parents, pull_request, features, pipelines, images)
+        });
         Ok(ShaMatch::One(Box::new(CommitCard {
             commit: summary,
             message,
@@ -362,21 +377,28 @@ impl Ledger {
             features: features.into_iter().map(feature).collect(),
             pipelines: pipelines.into_iter().map(pipeline).collect(),
             images: images.into_iter().map(build).collect(),
-            deployed_now: presence.into_iter().filter(|p| p.present_now).collect(),
+            deployed_now: self
+                .presence(&Target::Commit { repo: repo.to_string(), sha: sha.clone() })
+                .await?
+                .into_iter()
+                .filter(|p| p.present_now)
+                .collect(),
         })))
     }
 
     /// A feature by issue key; `None` when the ledger has never seen the key.
-    ///
-    /// The card's reads do not depend on one another, so they run at once, each on a
-    /// connection of its own: the card costs about the slowest read instead of the sum
-    /// of about ten round trips (PostgreSQL answers over the network).
     pub async fn feature_card(&self, key: &str) -> Result<Option<FeatureCard>, LedgerError> {
         type Header = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
-        let header_sql = format!(
-            "SELECT f.summary, f.status, f.issue_type, f.assignee, f.url FROM features f WHERE f.key = $1{}",
-            self.listed_features()
-        );
+        let header: Option<Header> = on_pool!(self.pool(), |p| {
+            sqlx::query_as(&format!(
+                "SELECT f.summary, f.status, f.issue_type, f.assignee, f.url FROM features f WHERE f.key = $1{}",
+                self.listed_features()
+            ))
+            .bind(key)
+            .fetch_optional(p)
+            .await?
+        });
+        let Some((summary, status, issue_type, assignee, url)) = header else { return Ok(None) };
         let feature_commits = "SELECT c.sha FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
                                JOIN features f ON f.id = cf.feature_id WHERE f.key = $1";
         let commit_sql = format!(
@@ -403,31 +425,23 @@ impl Ledger {
             "SELECT {BUILD_COLUMNS} FROM builds b JOIN images i ON i.id = b.image_id
              WHERE b.commit_sha IN ({feature_commits}) ORDER BY b.built_at, b.digest"
         );
-        let rows = async {
-            Ok::<_, LedgerError>(on_pool!(self.pool(), |p| tokio::try_join!(
-                sqlx::query_as::<_, Header>(&header_sql).bind(key).fetch_optional(p),
-                sqlx::query_as::<_, CommitRow>(&commit_sql).bind(key).fetch_all(p),
-                sqlx::query_as::<_, (String, i64, Option<String>)>(pull_request_sql).bind(key).fetch_all(p),
-                sqlx::query_as::<_, PipelineRow>(&pipeline_sql).bind(key).fetch_all(p),
-                sqlx::query_as::<_, BuildRow>(&build_sql).bind(key).fetch_all(p),
-            )?))
-        };
-        let target = Target::Feature(key.to_string());
-        let running = async {
-            let presence = self.presence_by_application(&target).await?;
-            let ids: Vec<i64> = presence.iter().map(|(id, _)| *id).collect();
-            let affected = self.affected(&ids).await?;
-            Ok::<_, LedgerError>((presence, affected))
-        };
-        let (rows, (presence, (services, resources)), jira) = tokio::try_join!(rows, running, self.jira_details(key))?;
-        let (header, commits, pull_requests, pipelines, images) = rows;
-        let Some((summary, status, issue_type, assignee, url)) = header else { return Ok(None) };
+        let (commits, pull_requests, pipelines, images) = on_pool!(self.pool(), |p| {
+            let commits: Vec<CommitRow> = sqlx::query_as(&commit_sql).bind(key).fetch_all(p).await?;
+            let pull_requests: Vec<(String, i64, Option<String>)> =
+                sqlx::query_as(pull_request_sql).bind(key).fetch_all(p).await?;
+            let pipelines: Vec<PipelineRow> = sqlx::query_as(&pipeline_sql).bind(key).fetch_all(p).await?;
+            let images: Vec<BuildRow> = sqlx::query_as(&build_sql).bind(key).fetch_all(p).await?;
+            (commits, pull_requests, pipelines, images)
+        });
         let commits: Vec<CommitSummary> = commits.into_iter().map(|row| commit(row).0).collect();
+        let presence = self.presence_by_application(&Target::Feature(key.to_string())).await?;
+        let ids: Vec<i64> = presence.iter().map(|(id, _)| *id).collect();
+        let (services, resources) = self.affected(&ids).await?;
         let mut committers: Vec<String> =
             commits.iter().map(|c| format!("{} <{}>", c.committer.name, c.committer.email)).collect();
         committers.sort();
         committers.dedup();
-        let jira = jira.unwrap_or_default();
+        let jira = self.jira_details(key).await?.unwrap_or_default();
         Ok(Some(FeatureCard {
             key: key.to_string(),
             summary,
