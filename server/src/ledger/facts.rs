@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::ancestry::refresh_presence;
-use super::questions::source_paths;
+use super::questions::write_source_paths;
 use super::{BeginWrite, Ledger, LedgerError, on_pool};
 
 /// The CI step kinds the ledger accepts (DESIGN.md: PipelineRun steps).
@@ -383,20 +383,7 @@ impl Ledger {
             .await?;
             let paths_stale = previous.as_ref().is_none_or(|(.., stored, indexed)| !indexed || *stored != sources);
             if paths_stale {
-                sqlx::query("DELETE FROM application_source_paths WHERE application_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                for (repo_url, path) in source_paths(&fact.sources) {
-                    sqlx::query(
-                        "INSERT INTO application_source_paths (application_id, repo_url, path) VALUES ($1, $2, $3)",
-                    )
-                    .bind(id)
-                    .bind(repo_url)
-                    .bind(path)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                write_source_paths!(tx, id, &fact.sources);
             }
             let changed =
                 previous.is_none_or(|(sync, health, ..)| sync != fact.sync_status || health != fact.health_status);

@@ -200,6 +200,27 @@ pub(crate) fn source_paths(sources: &serde_json::Value) -> BTreeSet<(String, Str
         .collect()
 }
 
+/// Replaces, inside the write transaction `$tx`, the stored [`source_paths`] of
+/// application `$id` with those of `$sources` (a JSON source list).
+macro_rules! write_source_paths {
+    ($tx:ident, $id:expr, $sources:expr) => {{
+        let id: i64 = $id;
+        sqlx::query("DELETE FROM application_source_paths WHERE application_id = $1")
+            .bind(id)
+            .execute(&mut *$tx)
+            .await?;
+        for (repo_url, path) in $crate::ledger::questions::source_paths($sources) {
+            sqlx::query("INSERT INTO application_source_paths (application_id, repo_url, path) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(repo_url)
+                .bind(path)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use write_source_paths;
+
 /// The source paths a changed file lies under: the repository's root and each of the
 /// file's leading folders, then the file itself (see [`under`]).
 fn enclosing_paths(path: &str) -> impl Iterator<Item = &str> {
@@ -574,20 +595,7 @@ impl Ledger {
                         continue;
                     }
                     let sources: serde_json::Value = serde_json::from_str(sources).unwrap_or_default();
-                    sqlx::query("DELETE FROM application_source_paths WHERE application_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    for (repo_url, path) in source_paths(&sources) {
-                        sqlx::query(
-                            "INSERT INTO application_source_paths (application_id, repo_url, path) VALUES ($1, $2, $3)",
-                        )
-                        .bind(id)
-                        .bind(repo_url)
-                        .bind(path)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    write_source_paths!(tx, *id, &sources);
                 }
                 tx.commit().await?;
             });
