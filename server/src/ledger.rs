@@ -79,6 +79,21 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Decodes the rows of a SQLite read that asked for them as one JSON array
+/// (`SELECT json_group_array(json_array(…))`). SQLite's driver hands each result row
+/// from its worker thread to the runtime separately, a thread wake-up per row: for a
+/// hundred rows that was two thirds of the query's time; one row costs one wake-up.
+pub(crate) fn rows_from_json<T: serde::de::DeserializeOwned>(array: &str) -> Result<Vec<T>, LedgerError> {
+    serde_json::from_str(array).map_err(|error| LedgerError::Database(sqlx::Error::Decode(Box::new(error))))
+}
+
+/// The SQLite statement that returns the rows of `SELECT {columns} {from}` (ordered by
+/// `order`, when not empty) as one JSON array, for [`rows_from_json`].
+pub(crate) fn json_rows_sql(columns: &str, from: &str, order: &str) -> String {
+    let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {order}") };
+    format!("SELECT json_group_array(json_array({columns}){order}) {from}")
+}
+
 /// Starts a transaction that will write. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`), so that a second writer (two Argo CD watches, a sync and a
 /// report) waits for the busy timeout instead of failing with "database is locked" when
@@ -262,5 +277,31 @@ fn describe_sqlx(error: &sqlx::Error) -> String {
         sqlx::Error::PoolTimedOut => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
         sqlx::Error::Io(io) => io.to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rows_read_as_one_json_array_equal_the_rows_read_one_by_one() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        // Text that JSON must escape, integers beyond a double's exact range, NULL.
+        let from = "FROM (SELECT 1 AS n, 'plain' AS t, NULL AS o
+                          UNION ALL SELECT 9007199254740993, 'quote ' || char(34) || ' back' || char(92)
+                                    || ' line' || char(10) || ' tab' || char(9) || ' ünï 😀', 'x'
+                          UNION ALL SELECT -3, '', '{\"not\": \"json\"}') v";
+        type Row = (i64, String, Option<String>);
+        let one_by_one: Vec<Row> =
+            sqlx::query_as(&format!("SELECT n, t, o {from} ORDER BY n DESC")).fetch_all(&pool).await.unwrap();
+        let array: String =
+            sqlx::query_scalar(&json_rows_sql("n, t, o", from, "n DESC")).fetch_one(&pool).await.unwrap();
+        assert_eq!(rows_from_json::<Row>(&array).unwrap(), one_by_one);
+        assert_eq!(one_by_one.len(), 3);
+
+        let none: String =
+            sqlx::query_scalar(&json_rows_sql("n", &format!("{from} WHERE n = 0"), "")).fetch_one(&pool).await.unwrap();
+        assert_eq!(rows_from_json::<(i64,)>(&none).unwrap(), vec![]);
     }
 }

@@ -241,6 +241,10 @@ async fn story(backend: &str, database: TestDatabase) {
     let environments: Vec<_> = card.environments.iter().map(|e| (e.environment.as_str(), e.present_now)).collect();
     assert_eq!(environments, [("staging", true), ("production", true)], "{backend}");
     assert_eq!(card.services, ["shop"], "{backend}");
+    // Each application's Deployment and Service, ordered by application, kind, namespace, name.
+    let resources: Vec<_> = card.resources.iter().map(|r| (&r.application, &r.kind, &r.namespace, &r.name)).collect();
+    assert_eq!(resources.len(), 2 * environments.len(), "{backend}: {resources:?}");
+    assert!(resources.windows(2).all(|pair| pair[0] < pair[1]), "{backend}: {resources:?}");
     assert!(card.resources.iter().any(|r| r.kind == "Service"), "{backend}");
 
     // Main is force-pushed: the tip commit (SHOP-4) is replaced by SHOP-6. Numbers are

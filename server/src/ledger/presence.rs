@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cards::{FeatureRef, PullRequestRef};
-use super::{Ledger, LedgerError, on_pool};
+use super::{Ledger, LedgerError, Pool, json_rows_sql, on_pool, rows_from_json};
 use crate::timefmt::format_rfc3339;
 
 /// The most commits one change set lists; a larger one is cut and says so.
@@ -250,7 +250,7 @@ impl Ledger {
         &self,
         target: &Target,
     ) -> Result<Vec<(i64, ApplicationPresence)>, LedgerError> {
-        let sql = format!(
+        let candidates = format!(
             "WITH target (repository_id, sha) AS NOT MATERIALIZED ({}),
              candidates (application_id, now, deployment_id) AS (
                  SELECT g.application_id, g.current_base >= g.position,
@@ -270,16 +270,29 @@ impl Ledger {
                  CROSS JOIN deployments d CROSS JOIN applications a
                  WHERE x.repository_id = t.repository_id AND x.extra_sha = t.sha
                    AND ds.repository_id = x.repository_id AND ds.sha = x.sha
-                   AND d.id = ds.deployment_id AND d.phase = 'Succeeded' AND a.id = d.application_id)
-             SELECT c.application_id, c.now, d.application_id, d.history_id, COALESCE(d.finished_at, d.started_at),
-                    a.instance, a.namespace, a.name, e.name, e.rank, d.id, d.incarnation
-             FROM candidates c JOIN deployments d ON d.id = c.deployment_id
-             JOIN applications a ON a.id = d.application_id
-             LEFT JOIN environments e ON e.id = a.environment_id",
+                   AND d.id = ds.deployment_id AND d.phase = 'Succeeded' AND a.id = d.application_id)",
             self.target_commits_sql(target)
         );
+        let joined = "FROM candidates c JOIN deployments d ON d.id = c.deployment_id
+             JOIN applications a ON a.id = d.application_id
+             LEFT JOIN environments e ON e.id = a.environment_id";
         type Row = (i64, Option<bool>, i64, i64, i64, String, String, String, Option<String>, Option<i64>, i64, i64);
-        let rows: Vec<Row> = on_pool!(self.pool(), |p| bind_target!(sqlx::query_as(&sql), target).fetch_all(p).await?);
+        let columns = "c.application_id, {now}, d.application_id, d.history_id, COALESCE(d.finished_at, d.started_at),
+                       a.instance, a.namespace, a.name, e.name, e.rank, d.id, d.incarnation";
+        let rows: Vec<Row> = match self.pool() {
+            Pool::Sqlite(p) => {
+                // JSON has no booleans of SQLite's: 1 and 0 become `true` and `false`.
+                let columns =
+                    columns.replace("{now}", "CASE c.now WHEN 1 THEN json('true') WHEN 0 THEN json('false') END");
+                let sql = format!("{candidates} {}", json_rows_sql(&columns, joined, ""));
+                let array: String = bind_target!(sqlx::query_scalar(&sql), target).fetch_one(p).await?;
+                rows_from_json(&array)?
+            }
+            Pool::Postgres(p) => {
+                let sql = format!("{candidates} SELECT {} {joined}", columns.replace("{now}", "c.now"));
+                bind_target!(sqlx::query_as(&sql), target).fetch_all(p).await?
+            }
+        };
         // Per application: whether it runs the target now, and the first deployment that
         // carried it (the earliest of its paths).
         let mut now: HashMap<i64, bool> = HashMap::new();
