@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::config::RepositoryConfig;
@@ -117,14 +117,19 @@ impl<'a> Repository<'a> {
         Ok(command)
     }
 
-    async fn run(&self, args: &[&str], input: Option<String>) -> Result<Vec<u8>, GitError> {
+    /// `git <args>` run in this repository.
+    fn command(&self, args: &[&str]) -> Result<Command, GitError> {
         let mut command = self.git()?;
         command.arg("-C").arg(&self.git_dir).args(args);
         // Never mistake a plain folder inside some other repository for a repository.
         if let Some(parent) = self.git_dir.parent() {
             command.env("GIT_CEILING_DIRECTORIES", parent);
         }
-        output(command, args, input).await
+        Ok(command)
+    }
+
+    async fn run(&self, args: &[&str], input: Option<String>) -> Result<Vec<u8>, GitError> {
+        output(self.command(args)?, args, input).await
     }
 
     /// Clones (first time) or fetches a remote repository; checks a local one.
@@ -212,21 +217,28 @@ pub async fn sync(
     let old_present = repository.existing(&old_tips).await?;
     let mut report = SyncReport { repository: config.name.clone(), ..SyncReport::default() };
 
+    // A walk that excludes nothing lists every commit the tips contain, so it is the
+    // whole graph each branch is numbered from (`land`) and no second walk is needed.
+    let mut whole_graph: Option<Vec<(String, Vec<String>)>> = old_present.is_empty().then(Vec::new);
     if !new_tips.is_empty() {
         let mut revisions: Vec<String> = new_tips.iter().map(|(_, sha)| sha.clone()).collect();
         revisions.push("--not".into());
         revisions.extend(old_present.iter().cloned());
-        let commits = walk(&repository, &revisions, projects).await?;
         let mut features = BTreeSet::new();
         let mut pull_requests = BTreeSet::new();
-        for batch in commits.chunks(BATCH) {
-            ledger.record_commits(batch).await?;
-            for commit in batch {
+        let mut batches = walk(&repository, &revisions, projects)?;
+        while let Some(batch) = batches.recv().await {
+            let batch = batch?;
+            ledger.record_commits(&batch).await?;
+            for commit in &batch {
                 features.extend(commit.feature_keys.iter().cloned());
                 pull_requests.extend(commit.pull_request_number);
             }
+            report.new_commits += batch.len();
+            if let Some(graph) = &mut whole_graph {
+                graph.extend(batch.into_iter().map(|commit| (commit.sha, commit.parents)));
+            }
         }
-        report.new_commits = commits.len();
         report.features = features.len();
         report.pull_requests = pull_requests.len();
     }
@@ -234,7 +246,8 @@ pub async fn sync(
     let old_by_ref: Vec<(String, String)> = ledger.repository_tips(&config.name).await?;
     for (reference, new_sha) in &new_tips {
         let old = old_by_ref.iter().find(|(r, _)| r == reference).map(|(_, sha)| sha.as_str());
-        land(ledger, &repository, reference, old.filter(|sha| old_present.iter().any(|p| p == sha)), new_sha).await?;
+        let old = old.filter(|sha| old_present.iter().any(|p| p == sha));
+        land(ledger, &repository, reference, old, new_sha, whole_graph.as_deref()).await?;
     }
     if config.kind == crate::config::RepositoryKind::Manifests && !new_tips.is_empty() {
         let mut revisions: Vec<String> = new_tips.iter().map(|(_, sha)| sha.clone()).collect();
@@ -295,13 +308,16 @@ async fn mark_left_behind(
 
 /// Numbers the branch `reference` for presence by ancestry (see the `commit_landings`
 /// migration): extends its chain of tips from `old` to `new`, or, when the branch was
-/// force-pushed (or is new), numbers it again from the start.
+/// force-pushed (or is new), numbers it again from the start. `whole_graph`, when known,
+/// holds every commit `new` contains with its parents (and maybe other branches'
+/// commits, which are not numbered).
 async fn land(
     ledger: &Ledger,
     repository: &Repository<'_>,
     reference: &str,
     old: Option<&str>,
     new: &str,
+    whole_graph: Option<&[(String, Vec<String>)]>,
 ) -> Result<(), GitError> {
     if old == Some(new) {
         return Ok(());
@@ -310,24 +326,31 @@ async fn land(
         Some(old) => repository.run(&["merge-base", "--is-ancestor", old, new], None).await.is_ok(),
         None => false,
     };
-    let mut args = vec!["rev-list", "--reverse", "--topo-order", "--parents", new];
     let old = old.filter(|_| fast_forward);
-    if let Some(old) = old {
-        args.extend(["--not", old]);
-    }
-    let listing = repository.run(&args, None).await?;
-    let graph: Vec<(String, Vec<String>)> = text(&listing)
-        .lines()
-        .filter_map(|line| {
-            let mut shas = line.split_whitespace().map(str::to_string);
-            Some((shas.next()?, shas.collect()))
-        })
-        .collect();
+    let listed: Vec<(String, Vec<String>)>;
+    let graph = match (old, whole_graph) {
+        (None, Some(graph)) => graph,
+        _ => {
+            let mut args = vec!["rev-list", "--reverse", "--topo-order", "--parents", new];
+            if let Some(old) = old {
+                args.extend(["--not", old]);
+            }
+            let listing = repository.run(&args, None).await?;
+            listed = text(&listing)
+                .lines()
+                .filter_map(|line| {
+                    let mut shas = line.split_whitespace().map(str::to_string);
+                    Some((shas.next()?, shas.collect()))
+                })
+                .collect();
+            &listed
+        }
+    };
     let start = match old {
         Some(_) => ledger.last_landing(&repository.config.name, reference).await? + 1,
         None => 1,
     };
-    let landings = crate::ancestry::landings(&graph, old, new, start);
+    let landings = crate::ancestry::landings(graph, old, new, start);
     ledger.record_landings(&repository.config.name, reference, old.is_none(), &landings).await?;
     Ok(())
 }
@@ -356,20 +379,69 @@ async fn changed_paths(
 const FIELD: char = '\u{1f}';
 const LOG_FORMAT: &str = "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%ad%x1f%cn%x1f%ce%x1f%cd%x1f%B";
 
-/// Walks `revisions` (tips, then `--not` and the tips already ingested) oldest first.
-async fn walk(
+/// Walks `revisions` (tips, then `--not` and the tips already ingested) oldest first:
+/// `git log` runs and its commits are parsed on a task of their own, which hands them
+/// over [`BATCH`] at a time, so reading the history overlaps storing it and a large
+/// history is never held whole. The last item is git's error, if it failed. Dropping
+/// the receiver stops the walk (and git with it).
+fn walk(
     repository: &Repository<'_>,
     revisions: &[String],
     projects: &FeatureProjects,
-) -> Result<Vec<CommitFact>, GitError> {
-    let mut args = vec!["log", "-z", "--reverse", "--topo-order", "--date=raw", LOG_FORMAT, "--stdin"];
-    args.push("--end-of-options");
+) -> Result<tokio::sync::mpsc::Receiver<Result<Vec<CommitFact>, GitError>>, GitError> {
+    let args = ["log", "-z", "--reverse", "--topo-order", "--date=raw", LOG_FORMAT, "--stdin", "--end-of-options"];
+    let mut command = repository.command(&args)?;
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(GitError::Spawn)?;
+    let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(GitError::Spawn(std::io::Error::other("git's standard streams are not piped")));
+    };
     let input = revisions.iter().map(|r| format!("{r}\n")).collect::<String>();
-    let out = repository.run(&args, Some(input)).await?;
-    out.split(|&b| b == 0)
-        .filter(|record| !record.is_empty())
-        .map(|record| parse_commit(repository.config, record, projects))
-        .collect()
+    let (config, projects) = (repository.config.clone(), projects.clone());
+    let (batches, received) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let read = async {
+            // Written while git reads; a failure shows up as git's own error below.
+            let _ = stdin.write_all(input.as_bytes()).await;
+            drop(stdin);
+            let mut stdout = tokio::io::BufReader::with_capacity(1 << 16, stdout);
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut record = Vec::new();
+            while stdout.read_until(0, &mut record).await.map_err(GitError::Spawn)? > 0 {
+                let fields = record.strip_suffix(&[0]).unwrap_or(&record);
+                if !fields.is_empty() {
+                    batch.push(parse_commit(&config, fields, &projects)?);
+                }
+                record.clear();
+                if batch.len() == BATCH && batches.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if !batch.is_empty() {
+                let _ = batches.send(Ok(batch)).await;
+            }
+            Ok::<(), GitError>(())
+        };
+        let mut errors = Vec::new();
+        let (read, _) = tokio::join!(read, stderr.read_to_end(&mut errors));
+        // Git's output is closed by now, so it has finished or stops at its next write.
+        let finished = match (read, child.wait().await) {
+            (Err(error), _) => Err(error),
+            (Ok(()), Ok(status)) if status.success() => Ok(()),
+            (Ok(()), Ok(_)) => {
+                let message =
+                    String::from_utf8_lossy(&errors).trim().lines().last().unwrap_or("no message").to_string();
+                Err(GitError::Command { command: "log".into(), message })
+            }
+            (Ok(()), Err(error)) => Err(GitError::Spawn(error)),
+        };
+        if let Err(error) = finished {
+            let _ = batches.send(Err(error)).await;
+        }
+    });
+    Ok(received)
 }
 
 /// One `git log` record into a commit fact. Messages that are not UTF-8 are kept with

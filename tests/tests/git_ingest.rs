@@ -185,6 +185,37 @@ async fn urls_are_cloned_into_the_data_directory_and_fetched() {
 }
 
 #[tokio::test]
+async fn a_history_git_cannot_read_fails_by_name_and_is_walked_again_once_mended() {
+    let database = TestDatabase::sqlite();
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("shop-api");
+    std::fs::create_dir(&repo).unwrap();
+    make_history(&repo);
+    let config_file = config(work.path(), &database, &[("shop-api", &repo)]);
+    assert!(ingest(work.path(), &config_file).0);
+
+    // Two new commits, the older of which git can no longer read (its object is gone).
+    commit(&repo, "a.txt", b"SHOP-8 first\n");
+    let lost = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    commit(&repo, "b.txt", b"SHOP-9 second\n");
+    let object = repo.join(".git/objects").join(&lost[..2]).join(&lost[2..]);
+    let aside = work.path().join("object");
+    std::fs::rename(&object, &aside).unwrap();
+    let (ok, text) = ingest(work.path(), &config_file);
+    assert!(!ok, "{text}");
+    assert!(text.contains("shop-api: failed: `git log` failed:"), "{text}");
+    let ledger = Ledger::open(&database.url).await.unwrap();
+    assert_eq!(ledger.counts().await.unwrap().commits, 6, "nothing half-read is stored");
+
+    // Mended, the next pass walks both from the tip it kept.
+    std::fs::rename(&aside, &object).unwrap();
+    let (ok, text) = ingest(work.path(), &config_file);
+    assert!(ok && text.contains("shop-api: 2 new commits, 2 features"), "{text}");
+    assert_eq!(ledger.counts().await.unwrap().commits, 8);
+    ledger.close().await;
+}
+
+#[tokio::test]
 async fn a_missing_branch_names_the_branches_there_are() {
     let database = TestDatabase::sqlite();
     let work = tempfile::tempdir().unwrap();
