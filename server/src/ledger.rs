@@ -87,12 +87,42 @@ pub(crate) fn rows_from_json<T: serde::de::DeserializeOwned>(array: &str) -> Res
     serde_json::from_str(array).map_err(|error| LedgerError::Database(sqlx::Error::Decode(Box::new(error))))
 }
 
-/// The SQLite statement that returns the rows of `SELECT {columns} {from}` (ordered by
-/// `order`, when not empty) as one JSON array, for [`rows_from_json`].
-pub(crate) fn json_rows_sql(columns: &str, from: &str, order: &str) -> String {
+/// The SQLite statement that returns the rows of `{with} SELECT {columns} {from}`
+/// (ordered by `order`, when not empty) as one JSON array, for [`rows_from_json`].
+pub(crate) fn json_rows_sql(with: &str, columns: &str, from: &str, order: &str) -> String {
     let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {order}") };
-    format!("SELECT json_group_array(json_array({columns}){order}) {from}")
+    format!("{with} SELECT json_group_array(json_array({columns}){order}) {from}")
 }
+
+/// The same rows as [`json_rows_sql`], one row each.
+pub(crate) fn plain_rows_sql(with: &str, columns: &str, from: &str, order: &str) -> String {
+    let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {order}") };
+    format!("{with} SELECT {columns} {from}{order}")
+}
+
+/// Reads the rows of `{with} SELECT {columns} {from} ORDER BY {order}` (any of `with`
+/// and `order` may be empty) into a `Vec` of tuples, the query's parameters bound by
+/// `$bind` on the query `$q`: on SQLite as one JSON array ([`rows_from_json`]), on
+/// PostgreSQL, which streams rows over its socket, row by row. Columns must decode
+/// alike from both, so booleans are read as `CAST(… AS INTEGER)`, into `i32`.
+macro_rules! read_rows {
+    ($ledger:expr, $with:expr, $columns:expr, $from:expr, $order:expr, |$q:ident| $bind:expr) => {
+        match $ledger.pool() {
+            $crate::ledger::Pool::Sqlite(p) => {
+                let sql = $crate::ledger::json_rows_sql($with, $columns, $from, $order);
+                let $q = sqlx::query_scalar(&sql);
+                let array: String = $bind.fetch_one(p).await?;
+                $crate::ledger::rows_from_json(&array)?
+            }
+            $crate::ledger::Pool::Postgres(p) => {
+                let sql = $crate::ledger::plain_rows_sql($with, $columns, $from, $order);
+                let $q = sqlx::query_as(&sql);
+                $bind.fetch_all(p).await?
+            }
+        }
+    };
+}
+pub(crate) use read_rows;
 
 /// Starts a transaction that will write. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`), so that a second writer (two Argo CD watches, a sync and a
@@ -288,20 +318,28 @@ mod tests {
     async fn rows_read_as_one_json_array_equal_the_rows_read_one_by_one() {
         let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
         // Text that JSON must escape, integers beyond a double's exact range, NULL.
+        // A boolean read as the macro asks, `CAST(… AS INTEGER)`.
+        let with = "WITH flags (n, flag) AS (VALUES (1, TRUE), (-3, FALSE))";
         let from = "FROM (SELECT 1 AS n, 'plain' AS t, NULL AS o
                           UNION ALL SELECT 9007199254740993, 'quote ' || char(34) || ' back' || char(92)
                                     || ' line' || char(10) || ' tab' || char(9) || ' ünï 😀', 'x'
-                          UNION ALL SELECT -3, '', '{\"not\": \"json\"}') v";
-        type Row = (i64, String, Option<String>);
+                          UNION ALL SELECT -3, '', '{\"not\": \"json\"}') v LEFT JOIN flags f ON f.n = v.n";
+        let columns = "v.n, t, o, CAST(f.flag AS INTEGER)";
+        type Row = (i64, String, Option<String>, Option<i32>);
         let one_by_one: Vec<Row> =
-            sqlx::query_as(&format!("SELECT n, t, o {from} ORDER BY n DESC")).fetch_all(&pool).await.unwrap();
+            sqlx::query_as(&plain_rows_sql(with, columns, from, "v.n DESC")).fetch_all(&pool).await.unwrap();
         let array: String =
-            sqlx::query_scalar(&json_rows_sql("n, t, o", from, "n DESC")).fetch_one(&pool).await.unwrap();
+            sqlx::query_scalar(&json_rows_sql(with, columns, from, "v.n DESC")).fetch_one(&pool).await.unwrap();
         assert_eq!(rows_from_json::<Row>(&array).unwrap(), one_by_one);
-        assert_eq!(one_by_one.len(), 3);
+        assert_eq!(
+            one_by_one.iter().map(|row| (row.0, row.3)).collect::<Vec<_>>(),
+            [(9007199254740993, None), (1, Some(1)), (-3, Some(0))]
+        );
 
-        let none: String =
-            sqlx::query_scalar(&json_rows_sql("n", &format!("{from} WHERE n = 0"), "")).fetch_one(&pool).await.unwrap();
+        let none: String = sqlx::query_scalar(&json_rows_sql(with, "v.n", &format!("{from} WHERE v.n = 0"), ""))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(rows_from_json::<(i64,)>(&none).unwrap(), vec![]);
     }
 }

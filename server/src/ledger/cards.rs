@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::presence::{ApplicationPresence, EnvironmentPresence, Target, by_environment};
-use super::{Ledger, LedgerError, Pool, json_rows_sql, on_pool, rows_from_json};
+use super::{Ledger, LedgerError, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
 
 /// Someone and when, as Git records it.
@@ -470,40 +470,24 @@ impl Ledger {
         let mut resources = Vec::new();
         for chunk in applications.chunks(500) {
             let ids = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-            let service_from =
-                format!("FROM applications a JOIN services s ON s.id = a.service_id WHERE a.id IN ({ids})");
-            let resource_columns = "a.name, r.api_group, r.kind, r.namespace, r.name, r.health_status";
-            let resource_from =
-                format!("FROM resources r JOIN applications a ON a.id = r.application_id WHERE a.id IN ({ids})");
-            let resource_order = "a.name, r.kind, r.namespace, r.name";
+            let names: Vec<(String,)> = read_rows!(
+                self,
+                "",
+                "s.name",
+                &format!("FROM applications a JOIN services s ON s.id = a.service_id WHERE a.id IN ({ids})"),
+                "",
+                |q| chunk.iter().fold(q, |q, id| q.bind(*id))
+            );
             type Row = (String, String, String, String, String, Option<String>);
-            let (names, rows): (Vec<String>, Vec<Row>) = match self.pool() {
-                Pool::Sqlite(p) => {
-                    let service_sql = format!("SELECT json_group_array(DISTINCT s.name) {service_from}");
-                    let resource_sql = json_rows_sql(resource_columns, &resource_from, resource_order);
-                    let mut service_query = sqlx::query_scalar(&service_sql);
-                    let mut resource_query = sqlx::query_scalar(&resource_sql);
-                    for id in chunk {
-                        service_query = service_query.bind(*id);
-                        resource_query = resource_query.bind(*id);
-                    }
-                    let names: String = service_query.fetch_one(p).await?;
-                    let rows: String = resource_query.fetch_one(p).await?;
-                    (rows_from_json(&names)?, rows_from_json(&rows)?)
-                }
-                Pool::Postgres(p) => {
-                    let service_sql = format!("SELECT DISTINCT s.name {service_from}");
-                    let resource_sql = format!("SELECT {resource_columns} {resource_from} ORDER BY {resource_order}");
-                    let mut service_query = sqlx::query_scalar(&service_sql);
-                    let mut resource_query = sqlx::query_as(&resource_sql);
-                    for id in chunk {
-                        service_query = service_query.bind(*id);
-                        resource_query = resource_query.bind(*id);
-                    }
-                    (service_query.fetch_all(p).await?, resource_query.fetch_all(p).await?)
-                }
-            };
-            services.extend(names);
+            let rows: Vec<Row> = read_rows!(
+                self,
+                "",
+                "a.name, r.api_group, r.kind, r.namespace, r.name, r.health_status",
+                &format!("FROM resources r JOIN applications a ON a.id = r.application_id WHERE a.id IN ({ids})"),
+                "a.name, r.kind, r.namespace, r.name",
+                |q| chunk.iter().fold(q, |q, id| q.bind(*id))
+            );
+            services.extend(names.into_iter().map(|(name,)| name));
             resources.extend(rows.into_iter().map(|(application, group, kind, namespace, name, health)| ResourceRef {
                 application,
                 group,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cards::{FeatureRef, PullRequestRef};
-use super::{Ledger, LedgerError, Pool, json_rows_sql, on_pool, rows_from_json};
+use super::{Ledger, LedgerError, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
 
 /// The most commits one change set lists; a larger one is cut and says so.
@@ -276,23 +276,11 @@ impl Ledger {
         let joined = "FROM candidates c JOIN deployments d ON d.id = c.deployment_id
              JOIN applications a ON a.id = d.application_id
              LEFT JOIN environments e ON e.id = a.environment_id";
-        type Row = (i64, Option<bool>, i64, i64, i64, String, String, String, Option<String>, Option<i64>, i64, i64);
-        let columns = "c.application_id, {now}, d.application_id, d.history_id, COALESCE(d.finished_at, d.started_at),
-                       a.instance, a.namespace, a.name, e.name, e.rank, d.id, d.incarnation";
-        let rows: Vec<Row> = match self.pool() {
-            Pool::Sqlite(p) => {
-                // JSON has no booleans of SQLite's: 1 and 0 become `true` and `false`.
-                let columns =
-                    columns.replace("{now}", "CASE c.now WHEN 1 THEN json('true') WHEN 0 THEN json('false') END");
-                let sql = format!("{candidates} {}", json_rows_sql(&columns, joined, ""));
-                let array: String = bind_target!(sqlx::query_scalar(&sql), target).fetch_one(p).await?;
-                rows_from_json(&array)?
-            }
-            Pool::Postgres(p) => {
-                let sql = format!("{candidates} SELECT {} {joined}", columns.replace("{now}", "c.now"));
-                bind_target!(sqlx::query_as(&sql), target).fetch_all(p).await?
-            }
-        };
+        let columns = "c.application_id, CAST(c.now AS INTEGER), d.application_id, d.history_id,
+                       COALESCE(d.finished_at, d.started_at), a.instance, a.namespace, a.name, e.name, e.rank,
+                       d.id, d.incarnation";
+        type Row = (i64, Option<i32>, i64, i64, i64, String, String, String, Option<String>, Option<i64>, i64, i64);
+        let rows: Vec<Row> = read_rows!(self, &candidates, columns, joined, "", |q| bind_target!(q, target));
         // Per application: whether it runs the target now, and the first deployment that
         // carried it (the earliest of its paths).
         let mut now: HashMap<i64, bool> = HashMap::new();
@@ -302,7 +290,7 @@ impl Ledger {
             let (candidate_application, present, application_id, history_id, at, instance, namespace, name) =
                 (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
             let (env, rank, deployment_id, incarnation) = (row.8, row.9, row.10, row.11);
-            *now.entry(candidate_application).or_default() |= present.unwrap_or(false);
+            *now.entry(candidate_application).or_default() |= present.is_some_and(|present| present != 0);
             let earlier =
                 first.get(&application_id).is_none_or(|seen| (at, incarnation, history_id) < (seen.1, seen.8, seen.0));
             if earlier {
@@ -588,38 +576,25 @@ impl Ledger {
     ) -> Result<Names, LedgerError> {
         let mut names = Names::default();
         for chunk in features.chunks(500) {
-            let sql = format!(
-                "SELECT key, summary, status, not_found FROM features WHERE key IN ({})",
-                id_list(1, chunk.len())
-            );
-            let rows: Vec<(String, Option<String>, Option<String>, bool)> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for key in chunk {
-                    query = query.bind(key);
-                }
-                query.fetch_all(p).await?
-            });
+            let from = format!("FROM features WHERE key IN ({})", id_list(1, chunk.len()));
+            let columns = "key, summary, status, CAST(not_found AS INTEGER)";
+            let rows: Vec<(String, Option<String>, Option<String>, i32)> =
+                read_rows!(self, "", columns, &from, "", |q| chunk.iter().fold(q, |q, key| q.bind(key)));
             for (key, summary, status, not_found) in rows {
-                if not_found && self.exclude_not_found {
+                if not_found != 0 && self.exclude_not_found {
                     names.hidden.insert(key.clone());
                 }
                 names.features.insert(key.clone(), FeatureRef { key, summary, status });
             }
         }
         for chunk in pull_requests.chunks(400) {
-            let sql = format!(
-                "WITH wanted (repo, number) AS (VALUES {})
-                 SELECT w.repo, w.number, pr.title FROM wanted w JOIN repositories r ON r.name = w.repo
-                 LEFT JOIN pull_requests pr ON pr.repository_id = r.id AND pr.number = w.number",
-                values_list(1, chunk.len())
-            );
-            let rows: Vec<(String, i64, Option<String>)> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for (repo, number) in chunk {
-                    query = query.bind(repo).bind(*number);
-                }
-                query.fetch_all(p).await?
-            });
+            let with = format!("WITH wanted (repo, number) AS (VALUES {})", values_list(1, chunk.len()));
+            let from = "FROM wanted w JOIN repositories r ON r.name = w.repo
+                        LEFT JOIN pull_requests pr ON pr.repository_id = r.id AND pr.number = w.number";
+            let rows: Vec<(String, i64, Option<String>)> =
+                read_rows!(self, &with, "w.repo, w.number, pr.title", from, "", |q| chunk
+                    .iter()
+                    .fold(q, |q, (repo, number)| q.bind(repo).bind(*number)));
             for (repo, number, title) in rows {
                 names.pull_requests.insert((repo.clone(), number), PullRequestRef { repo, number, title });
             }
