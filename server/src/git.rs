@@ -430,11 +430,7 @@ fn walk(
         let finished = match (read, child.wait().await) {
             (Err(error), _) => Err(error),
             (Ok(()), Ok(status)) if status.success() => Ok(()),
-            (Ok(()), Ok(_)) => {
-                let message =
-                    String::from_utf8_lossy(&errors).trim().lines().last().unwrap_or("no message").to_string();
-                Err(GitError::Command { command: "log".into(), message })
-            }
+            (Ok(()), Ok(_)) => Err(GitError::Command { command: "log".into(), message: last_line(&errors) }),
             (Ok(()), Err(error)) => Err(GitError::Spawn(error)),
         };
         if let Err(error) = finished {
@@ -516,9 +512,14 @@ async fn output(mut command: Command, shown: &[&str], input: Option<String>) -> 
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        let message = String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("no message").to_string();
-        Err(GitError::Command { command: shown.first().copied().unwrap_or_default().to_string(), message })
+        let command = shown.first().copied().unwrap_or_default().to_string();
+        Err(GitError::Command { command, message: last_line(&out.stderr) })
     }
+}
+
+/// The last line git wrote to its standard error, which names what went wrong.
+fn last_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr).trim().lines().last().unwrap_or("no message").to_string()
 }
 
 fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {

@@ -90,14 +90,16 @@ pub(crate) fn rows_from_json<T: serde::de::DeserializeOwned>(array: &str) -> Res
 /// The SQLite statement that returns the rows of `{with} SELECT {columns} {from}`
 /// (ordered by `order`, when not empty) as one JSON array, for [`rows_from_json`].
 pub(crate) fn json_rows_sql(with: &str, columns: &str, from: &str, order: &str) -> String {
-    let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {order}") };
-    format!("{with} SELECT json_group_array(json_array({columns}){order}) {from}")
+    format!("{with} SELECT json_group_array(json_array({columns}){}) {from}", order_by(order))
 }
 
 /// The same rows as [`json_rows_sql`], one row each.
 pub(crate) fn plain_rows_sql(with: &str, columns: &str, from: &str, order: &str) -> String {
-    let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {order}") };
-    format!("{with} SELECT {columns} {from}{order}")
+    format!("{with} SELECT {columns} {from}{}", order_by(order))
+}
+
+fn order_by(order: &str) -> String {
+    if order.is_empty() { String::new() } else { format!(" ORDER BY {order}") }
 }
 
 /// Reads the rows of `{with} SELECT {columns} {from} ORDER BY {order}` (any of `with`

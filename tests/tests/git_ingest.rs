@@ -2,13 +2,13 @@
 //! force-push, a message that is not UTF-8, a 1 MB message, an empty repository and a
 //! folder that is not a repository; on SQLite and PostgreSQL.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use landfall_server::ledger::Ledger;
 use landfall_tests::git::{commit, git, make_history};
 use landfall_tests::{TestDatabase, all_databases, run};
 
-fn config(dir: &Path, database: &TestDatabase, repositories: &[(&str, &Path)]) -> std::path::PathBuf {
+fn config(dir: &Path, database: &TestDatabase, repositories: &[(&str, &Path)]) -> PathBuf {
     let mut text = format!(
         "database_url = \"{}\"\ndata_dir = \"{}\"\n\n[features]\nprojects = [\"SHOP\", \"PAY\"]\n",
         database.url.expose(),
@@ -22,6 +22,17 @@ fn config(dir: &Path, database: &TestDatabase, repositories: &[(&str, &Path)]) -
     file
 }
 
+/// A work folder holding the story's `shop-api` repository (see `make_history`) and a
+/// configuration that reads it into `database`: (folder, repository, its head, configuration).
+fn shop_api(database: &TestDatabase) -> (tempfile::TempDir, PathBuf, String, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("shop-api");
+    std::fs::create_dir(&repo).unwrap();
+    let head = make_history(&repo);
+    let config = config(work.path(), database, &[("shop-api", &repo)]);
+    (work, repo, head, config)
+}
+
 fn ingest(dir: &Path, config: &Path) -> (bool, String) {
     let output = run(dir, &["ingest", "--config", config.to_str().unwrap()], &[]);
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
@@ -29,11 +40,7 @@ fn ingest(dir: &Path, config: &Path) -> (bool, String) {
 }
 
 async fn story(backend: &str, database: TestDatabase) {
-    let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("shop-api");
-    std::fs::create_dir(&repo).unwrap();
-    let head = make_history(&repo);
-    let config = config(work.path(), &database, &[("shop-api", &repo)]);
+    let (work, repo, head, config) = shop_api(&database);
 
     let (ok, text) = ingest(work.path(), &config);
     assert!(ok, "{backend}: {text}");
@@ -101,11 +108,7 @@ async fn ingest_walks_new_commits_and_survives_force_pushes_on_every_backend() {
 #[tokio::test]
 async fn commit_details_are_kept_exactly() {
     let database = TestDatabase::sqlite();
-    let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("shop-api");
-    std::fs::create_dir(&repo).unwrap();
-    make_history(&repo);
-    let config = config(work.path(), &database, &[("shop-api", &repo)]);
+    let (work, _, _, config) = shop_api(&database);
     assert!(ingest(work.path(), &config).0);
 
     let path = database.url.expose().trim_start_matches("sqlite://").to_string();
@@ -187,11 +190,7 @@ async fn urls_are_cloned_into_the_data_directory_and_fetched() {
 #[tokio::test]
 async fn a_history_git_cannot_read_fails_by_name_and_is_walked_again_once_mended() {
     let database = TestDatabase::sqlite();
-    let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("shop-api");
-    std::fs::create_dir(&repo).unwrap();
-    make_history(&repo);
-    let config_file = config(work.path(), &database, &[("shop-api", &repo)]);
+    let (work, repo, _, config_file) = shop_api(&database);
     assert!(ingest(work.path(), &config_file).0);
 
     // Two new commits, the older of which git can no longer read (its object is gone).
@@ -218,13 +217,9 @@ async fn a_history_git_cannot_read_fails_by_name_and_is_walked_again_once_mended
 #[tokio::test]
 async fn a_missing_branch_names_the_branches_there_are() {
     let database = TestDatabase::sqlite();
-    let work = tempfile::tempdir().unwrap();
-    let repo = work.path().join("shop-api");
-    std::fs::create_dir(&repo).unwrap();
-    make_history(&repo);
+    let (work, repo, _, config_file) = shop_api(&database);
     // HEAD names a branch with no commits, as in a bare repository filled by an import.
     git(&repo, &["symbolic-ref", "HEAD", "refs/heads/master"]);
-    let config_file = config(work.path(), &database, &[("shop-api", &repo)]);
     let (ok, text) = ingest(work.path(), &config_file);
     assert!(!ok);
     assert!(text.contains("branch `master` does not exist") && text.contains("SHOP-2-checkout, main"), "{text}");
