@@ -117,7 +117,7 @@ async fn story(backend: &str, ledger: &Ledger) {
     let bad_kind = RepositoryFact { name: "x".into(), url: "file:///x".into(), kind: "docs".into() };
     let error = ledger.upsert_repository(&bad_kind).await.unwrap_err();
     assert!(error.to_string().contains("accepted: source, manifests"), "{backend}: {error}");
-    ledger.record_commit(&commit(SHA_A, &[], "SHOP-1: add cart", &["SHOP-1"])).await.unwrap();
+    let first = ledger.record_commit(&commit(SHA_A, &[], "SHOP-1: add cart", &["SHOP-1"])).await.unwrap();
     ledger.record_commit(&commit(SHA_B, &[SHA_A], "SHOP-2 and SHOP-1: checkout", &["SHOP-2", "SHOP-1"])).await.unwrap();
     ledger.record_commit(&commit(SHA_B, &[SHA_A], "SHOP-2 and SHOP-1: checkout", &["SHOP-2", "SHOP-1"])).await.unwrap();
     // A batch may name the same commit twice; it is stored once, and both get its id.
@@ -126,6 +126,7 @@ async fn story(backend: &str, ledger: &Ledger) {
     let ids = ledger.record_commits(&twice).await.unwrap();
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1], "{backend}");
+    assert_eq!(ids[0], first, "{backend}: a commit stored again keeps its id");
     let error = ledger.record_commit(&commit("abc", &[], "short", &[])).await.unwrap_err();
     assert!(error.to_string().contains("40 or 64"), "{backend}: {error}");
     ledger

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ancestry::refresh_presence;
 use super::questions::write_source_paths;
-use super::{BeginWrite, Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, Pool, on_pool, rows_from_json};
 
 /// The CI step kinds the ledger accepts (DESIGN.md: PipelineRun steps).
 pub const STEP_KINDS: [&str; 7] = ["build", "test", "scan", "pre-sync", "post-sync", "deploy", "other"];
@@ -18,6 +18,30 @@ pub const REPOSITORY_KINDS: [&str; 2] = ["source", "manifests"];
 const COMMIT_ROWS: usize = 400;
 /// Rows per multi-row statement of two or three parameters.
 const LINK_ROWS: usize = 2000;
+
+/// Runs the multi-row upsert `$insert` (a `QueryBuilder` up to its `ON CONFLICT` clause
+/// included) in `$tx` and evaluates to the rows it wrote, as `Vec<$row>`. PostgreSQL
+/// returns them with `RETURNING $columns` (qualified by the table's name, which both
+/// statements share). SQLite's driver would hand each returned row
+/// from its worker thread to the runtime on its own, about 200,000 hand-offs in a first
+/// ingest of 100,000 commits, so on SQLite the same rows are read back by `$select`,
+/// given `$wanted` (the rows' natural keys, one JSON array bound as `$1`), as one JSON
+/// array: `SELECT json_group_array(json_array($columns)) FROM json_each($1) …`.
+macro_rules! upsert_returning {
+    ($sqlite:expr, $tx:expr, $insert:expr, $columns:literal, $select:literal, $wanted:expr, $row:ty) => {{
+        let mut insert = $insert;
+        if $sqlite {
+            insert.build().execute(&mut *$tx).await?;
+            let wanted = serde_json::to_string(&$wanted).expect("keys serialise to JSON");
+            let sql = concat!("SELECT json_group_array(json_array(", $columns, ")) ", $select);
+            let array: String = sqlx::query_scalar(sql).bind(wanted).fetch_one(&mut *$tx).await?;
+            rows_from_json::<$row>(&array)?
+        } else {
+            insert.push(concat!(" RETURNING ", $columns));
+            insert.build_query_as::<$row>().fetch_all(&mut *$tx).await?
+        }
+    }};
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentFact {
@@ -696,6 +720,7 @@ impl Ledger {
         let mut repositories: HashMap<&str, i64> = HashMap::new();
         let mut commit_ids: HashMap<(i64, String), i64> = HashMap::new();
         let mut feature_ids: HashMap<String, i64> = HashMap::new();
+        let sqlite = matches!(self.pool(), Pool::Sqlite(_));
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin_write().await?;
             for &name in &repository_names {
@@ -727,10 +752,22 @@ impl Ledger {
                 insert.push(
                     " ON CONFLICT (repository_id, sha) DO UPDATE SET
                          pull_request_number = COALESCE(excluded.pull_request_number, commits.pull_request_number),
-                         reachable = TRUE
-                     RETURNING id, repository_id, sha",
+                         reachable = TRUE",
                 );
-                let rows: Vec<(i64, i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                let wanted: Vec<(i64, String)> = chunk
+                    .iter()
+                    .map(|fact| (repositories[fact.repository.as_str()], fact.sha.to_ascii_lowercase()))
+                    .collect();
+                let rows = upsert_returning!(
+                    sqlite,
+                    tx,
+                    insert,
+                    "commits.id, commits.repository_id, commits.sha",
+                    "FROM json_each($1) AS w
+                     JOIN commits ON commits.repository_id = w.value ->> 0 AND commits.sha = w.value ->> 1",
+                    wanted,
+                    (i64, i64, String)
+                );
                 for (id, repository_id, sha) in rows {
                     commit_ids.insert((repository_id, sha), id);
                 }
@@ -772,8 +809,21 @@ impl Ledger {
                 insert.push_values(chunk, |mut row, key| {
                     row.push_bind(key.to_string());
                 });
-                insert.push(" ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id, key");
-                let rows: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                // SQLite reads the ids back, so it need not rewrite a feature it has.
+                insert.push(if sqlite {
+                    " ON CONFLICT (key) DO NOTHING"
+                } else {
+                    " ON CONFLICT (key) DO UPDATE SET key = excluded.key"
+                });
+                let rows = upsert_returning!(
+                    sqlite,
+                    tx,
+                    insert,
+                    "features.id, features.key",
+                    "FROM json_each($1) AS w JOIN features ON features.key = w.value",
+                    chunk,
+                    (i64, String)
+                );
                 feature_ids.extend(rows.into_iter().map(|(id, key)| (key, id)));
             }
             let feature_ids = &feature_ids;
@@ -813,10 +863,20 @@ impl Ledger {
                     row.push_bind(*repository_id).push_bind(*number).push_bind(fact.sha.to_ascii_lowercase());
                 });
                 insert.push(
-                    " ON CONFLICT (repository_id, number) DO UPDATE SET merge_commit_sha = excluded.merge_commit_sha
-                     RETURNING id, repository_id, number",
+                    " ON CONFLICT (repository_id, number) DO UPDATE SET merge_commit_sha = excluded.merge_commit_sha",
                 );
-                let rows: Vec<(i64, i64, i64)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                let wanted: Vec<(i64, i64)> = chunk.iter().map(|(key, _)| *key).collect();
+                let rows = upsert_returning!(
+                    sqlite,
+                    tx,
+                    insert,
+                    "pull_requests.id, pull_requests.repository_id, pull_requests.number",
+                    "FROM json_each($1) AS w
+                     JOIN pull_requests
+                       ON pull_requests.repository_id = w.value ->> 0 AND pull_requests.number = w.value ->> 1",
+                    wanted,
+                    (i64, i64, i64)
+                );
                 pull_request_ids
                     .extend(rows.into_iter().map(|(id, repository_id, number)| ((repository_id, number), id)));
             }
