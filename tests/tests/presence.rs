@@ -61,6 +61,7 @@ async fn deploy(ledger: &Ledger, app: &str, history_id: i64, tags: (&str, &str),
         finished_at: Some(at),
         phase: "Succeeded".into(),
         is_rollback: app == "shop-production" && history_id == 3,
+        automated: history_id == 2,
         images_before: if tags.0.is_empty() { vec![] } else { vec![image(tags.0)] },
         images_after: vec![image(tags.1)],
         ..DeploymentFact::default()
@@ -182,6 +183,8 @@ async fn story(backend: &str, database: TestDatabase) {
     let changes = ledger.environment_changes(&production, T, T + 7 * HOUR).await.unwrap();
     let history: Vec<i64> = changes.deployments.iter().map(|d| d.history_id).collect();
     assert_eq!(history, [1, 2, 3], "{backend}");
+    let flags: Vec<(bool, bool)> = changes.deployments.iter().map(|d| (d.automated, d.is_rollback)).collect();
+    assert_eq!(flags, [(false, false), (true, false), (false, true)], "{backend}: automated, rollback");
     assert!(changes.deployments[0].changes.initial, "{backend}");
     let promotion = &changes.deployments[1].changes;
     assert_eq!(keys(&promotion.features_entered), ["SHOP-2", "SHOP-3"], "{backend}");

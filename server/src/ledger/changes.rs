@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::presence::{ChangeSet, SourceSet, id_list, values_list};
-use super::{BeginWrite, Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, on_pool, read_rows};
 
 /// Applications per batch when filling in missing change sets.
 const FILL_APPLICATIONS: usize = 100;
@@ -172,22 +172,20 @@ impl Ledger {
     async fn stored_diffs(&self, pairs: &[Pair]) -> Result<HashMap<Pair, Diff>, LedgerError> {
         let mut diffs = HashMap::new();
         for chunk in pairs.chunks(400) {
-            let sql = format!(
-                "WITH wanted (previous_id, deployment_id) AS (VALUES {})
-                 SELECT dc.previous_id, dc.deployment_id, cd.body FROM wanted w
+            let wanted =
+                format!("WITH wanted (previous_id, deployment_id) AS (VALUES {})", values_list(1, chunk.len()));
+            let rows: Vec<(i64, i64, String)> = read_rows!(
+                self,
+                &wanted,
+                "dc.previous_id, dc.deployment_id, cd.body",
+                "FROM wanted w
                  JOIN deployment_changes dc ON dc.deployment_id = w.deployment_id AND dc.previous_id = w.previous_id
                  JOIN deployments d ON d.id = dc.deployment_id AND d.sources_version = dc.deployment_version
                  JOIN deployments p ON p.id = dc.previous_id AND p.sources_version = dc.previous_version
                  JOIN change_diffs cd ON cd.id = dc.diff_id",
-                values_list(1, chunk.len())
+                "",
+                |q| chunk.iter().fold(q, |q, (previous, deployment)| q.bind(*previous).bind(*deployment))
             );
-            let rows: Vec<(i64, i64, String)> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for (previous, deployment) in chunk {
-                    query = query.bind(*previous).bind(*deployment);
-                }
-                query.fetch_all(p).await?
-            });
             // A body this version cannot read is worked out again.
             diffs.extend(rows.into_iter().filter_map(|(previous, deployment, body)| {
                 serde_json::from_str(&body).ok().map(|diff| ((previous, deployment), diff))

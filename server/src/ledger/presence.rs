@@ -612,19 +612,19 @@ impl Ledger {
         let mut after: HashMap<i64, Vec<(i64, String, String)>> = HashMap::new();
         let mut application_of: HashMap<i64, i64> = HashMap::new();
         for chunk in ids.chunks(500) {
-            let sql = format!(
-                "SELECT di.deployment_id, d.application_id, i.id, i.repository, i.tag FROM deployment_images di
-                 JOIN images i ON i.id = di.image_id JOIN deployments d ON d.id = di.deployment_id
-                 WHERE di.side = 'after' AND di.deployment_id IN ({}) ORDER BY i.repository, i.tag",
-                id_list(1, chunk.len())
+            let rows: Vec<(i64, i64, i64, String, String)> = read_rows!(
+                self,
+                "",
+                "di.deployment_id, d.application_id, i.id, i.repository, i.tag",
+                &format!(
+                    "FROM deployment_images di JOIN images i ON i.id = di.image_id
+                     JOIN deployments d ON d.id = di.deployment_id
+                     WHERE di.side = 'after' AND di.deployment_id IN ({})",
+                    id_list(1, chunk.len())
+                ),
+                "i.repository, i.tag",
+                |q| chunk.iter().fold(q, |q, id| q.bind(*id))
             );
-            let rows: Vec<(i64, i64, i64, String, String)> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                query.fetch_all(p).await?
-            });
             for (deployment_id, application_id, image_id, repository, tag) in rows {
                 application_of.insert(deployment_id, application_id);
                 after.entry(deployment_id).or_default().push((image_id, repository, tag));
@@ -654,26 +654,29 @@ impl Ledger {
         let mut objects: HashMap<(i64, i64), BTreeSet<String>> = HashMap::new();
         for chunk in image_ids.chunks(500) {
             let list = id_list(1, chunk.len());
-            let runs_sql = format!(
-                "SELECT b.image_id, b.ci_system, b.run_id, pr.name FROM builds b
-                 LEFT JOIN pipeline_runs pr ON pr.ci_system = b.ci_system AND pr.run_id = b.run_id
-                 WHERE b.ci_system IS NOT NULL AND b.image_id IN ({list})"
-            );
-            let objects_sql = format!(
-                "SELECT ri.image_id, r.application_id, r.kind, r.namespace, r.name FROM resource_images ri
-                 JOIN resources r ON r.id = ri.resource_id WHERE ri.image_id IN ({list})"
-            );
             type Run = (i64, Option<String>, Option<String>, Option<String>);
             type Object = (i64, i64, String, String, String);
-            let (run_rows, object_rows): (Vec<Run>, Vec<Object>) = on_pool!(self.pool(), |p| {
-                let mut runs = sqlx::query_as(&runs_sql);
-                let mut objects = sqlx::query_as(&objects_sql);
-                for id in chunk {
-                    runs = runs.bind(*id);
-                    objects = objects.bind(*id);
-                }
-                (runs.fetch_all(p).await?, objects.fetch_all(p).await?)
-            });
+            let run_rows: Vec<Run> = read_rows!(
+                self,
+                "",
+                "b.image_id, b.ci_system, b.run_id, pr.name",
+                &format!(
+                    "FROM builds b LEFT JOIN pipeline_runs pr ON pr.ci_system = b.ci_system AND pr.run_id = b.run_id
+                     WHERE b.ci_system IS NOT NULL AND b.image_id IN ({list})"
+                ),
+                "",
+                |q| chunk.iter().fold(q, |q, id| q.bind(*id))
+            );
+            let object_rows: Vec<Object> = read_rows!(
+                self,
+                "",
+                "ri.image_id, r.application_id, r.kind, r.namespace, r.name",
+                &format!(
+                    "FROM resource_images ri JOIN resources r ON r.id = ri.resource_id WHERE ri.image_id IN ({list})"
+                ),
+                "",
+                |q| chunk.iter().fold(q, |q, id| q.bind(*id))
+            );
             for (image_id, system, run, name) in run_rows {
                 let run = format!("{} {}", system.unwrap_or_default(), run.unwrap_or_default());
                 runs.entry(image_id).or_default().insert(match name {

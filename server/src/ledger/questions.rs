@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::cards::{CommitSummary, FeatureRef, PullRequestRef, Signature};
 use super::changes::DiffCache;
 use super::presence::{ApplicationPresence, ApplicationRef, ChangeSet, Target, id_list, tuple_list};
-use super::{BeginWrite, Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
 
 /// The most deployments one changes answer lists.
@@ -310,28 +310,32 @@ impl Ledger {
         // row comparison says exactly that, and the plain `<=` on the time lets the
         // `deployments_app_time` index seek to it instead of reading the application's
         // whole history.
-        type Row = (i64, i64, String, String, String, i64, String, i64, Option<String>, bool, bool, Option<i64>);
-        let sql = "SELECT d.id, d.application_id, a.instance, a.namespace, a.name, d.history_id, d.revision,
-                          COALESCE(d.finished_at, d.started_at), d.initiated_by, d.automated, d.is_rollback,
-                          (SELECT p.id FROM deployments p
-                           WHERE p.application_id = d.application_id AND p.phase = 'Succeeded'
-                             AND COALESCE(p.finished_at, p.started_at) <= COALESCE(d.finished_at, d.started_at)
-                             AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
-                                 < (COALESCE(d.finished_at, d.started_at), d.incarnation, d.history_id)
-                           ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC, p.history_id DESC LIMIT 1)
-                   FROM deployments d JOIN applications a ON a.id = d.application_id
-                   WHERE a.environment_id = $1 AND d.phase = 'Succeeded'
-                     AND COALESCE(d.finished_at, d.started_at) >= $2 AND COALESCE(d.finished_at, d.started_at) < $3
-                   ORDER BY COALESCE(d.finished_at, d.started_at), a.name, d.history_id LIMIT $4";
-        let rows: Vec<Row> = on_pool!(self.pool(), |p| {
-            sqlx::query_as(sql)
-                .bind(environment.id)
-                .bind(since)
-                .bind(until)
-                .bind(DEPLOYMENT_LIMIT + 1)
-                .fetch_all(p)
-                .await?
-        });
+        // Booleans as integers: SQLite reads the rows as one JSON array (`read_rows!`).
+        type Row = (i64, i64, String, String, String, i64, String, i64, Option<String>, i32, i32, Option<i64>);
+        let picked = "WITH picked AS (
+                          SELECT d.id, d.application_id, a.instance, a.namespace, a.name, d.history_id, d.revision,
+                                 COALESCE(d.finished_at, d.started_at) AS deployed_at, d.initiated_by,
+                                 CAST(d.automated AS INTEGER) AS automated, CAST(d.is_rollback AS INTEGER) AS is_rollback,
+                                 (SELECT p.id FROM deployments p
+                                  WHERE p.application_id = d.application_id AND p.phase = 'Succeeded'
+                                    AND COALESCE(p.finished_at, p.started_at) <= COALESCE(d.finished_at, d.started_at)
+                                    AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
+                                        < (COALESCE(d.finished_at, d.started_at), d.incarnation, d.history_id)
+                                  ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC,
+                                           p.history_id DESC LIMIT 1) AS previous_id
+                          FROM deployments d JOIN applications a ON a.id = d.application_id
+                          WHERE a.environment_id = $1 AND d.phase = 'Succeeded'
+                            AND COALESCE(d.finished_at, d.started_at) >= $2 AND COALESCE(d.finished_at, d.started_at) < $3
+                          ORDER BY COALESCE(d.finished_at, d.started_at), a.name, d.history_id LIMIT $4)";
+        let rows: Vec<Row> = read_rows!(
+            self,
+            picked,
+            "id, application_id, instance, namespace, name, history_id, revision, deployed_at, initiated_by, automated, \
+             is_rollback, previous_id",
+            "FROM picked",
+            "deployed_at, name, history_id",
+            |q| q.bind(environment.id).bind(since).bind(until).bind(DEPLOYMENT_LIMIT + 1)
+        );
         let mut truncated = rows.len() as i64 > DEPLOYMENT_LIMIT;
         let rows: Vec<Row> = rows.into_iter().take(DEPLOYMENT_LIMIT as usize).collect();
         let pairs: Vec<(Option<i64>, i64)> = rows.iter().map(|row| (row.11, row.0)).collect();
@@ -353,8 +357,8 @@ impl Ledger {
                 revision,
                 deployed_at: format_rfc3339(at),
                 initiated_by,
-                automated,
-                is_rollback,
+                automated: automated != 0,
+                is_rollback: is_rollback != 0,
                 changes,
             });
         }
