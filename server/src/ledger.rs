@@ -149,6 +149,24 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// Which back end a transaction runs on, for the few statements whose shape differs
+/// between SQLite and PostgreSQL inside code written once for both (`on_pool!`).
+pub(crate) trait Backend: sqlx::Database {
+    const SQLITE: bool;
+}
+
+impl Backend for sqlx::Sqlite {
+    const SQLITE: bool = true;
+}
+
+impl Backend for sqlx::Postgres {
+    const SQLITE: bool = false;
+}
+
+pub(crate) fn is_sqlite<DB: Backend>(_: &sqlx::Transaction<'_, DB>) -> bool {
+    DB::SQLITE
+}
+
 /// A handle to the ledger; cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {

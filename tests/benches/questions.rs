@@ -577,7 +577,10 @@ fn main() {
             let upkeep = Pool::connect(backend, &database).await;
             upkeep.exec(if backend == "sqlite" { "ANALYZE" } else { "VACUUM ANALYZE" }).await;
             upkeep.close().await;
-            println!("vacuumed and analysed in {:.0} s", started.elapsed().as_secs_f64());
+            println!(
+                "database upkeep (ANALYZE; VACUUM ANALYZE on PostgreSQL) in {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
             questions(backend, &database, &shape).await;
         }
     });

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ancestry::refresh_presence;
 use super::questions::write_source_paths;
-use super::{BeginWrite, Ledger, LedgerError, Pool, on_pool, rows_from_json};
+use super::{BeginWrite, Ledger, LedgerError, is_sqlite, on_pool, rows_from_json};
 
 /// The CI step kinds the ledger accepts (DESIGN.md: PipelineRun steps).
 pub const STEP_KINDS: [&str; 7] = ["build", "test", "scan", "pre-sync", "post-sync", "deploy", "other"];
@@ -20,17 +20,19 @@ const COMMIT_ROWS: usize = 400;
 const LINK_ROWS: usize = 2000;
 
 /// Runs the multi-row upsert `$insert` (a `QueryBuilder` up to its `ON CONFLICT` clause
-/// included) in `$tx` and evaluates to the rows it wrote, as `Vec<$row>`. PostgreSQL
-/// returns them with `RETURNING $columns` (qualified by the table's name, which both
-/// statements share). SQLite's driver would hand each returned row
-/// from its worker thread to the runtime on its own, about 200,000 hand-offs in a first
-/// ingest of 100,000 commits, so on SQLite the same rows are read back by `$select`,
+/// included) in `$tx` and evaluates to the rows it wrote, as `Vec<$row>`; the back end
+/// is known from `$tx`'s type. PostgreSQL returns them with `RETURNING $columns`
+/// (qualified by the table's name, which both statements share). SQLite's driver would
+/// hand each returned row from its worker thread to the runtime on its own, about
+/// 200,000 hand-offs in a first ingest of 100,000 commits, so on SQLite the same rows
+/// are read back by `$select`,
 /// given `$wanted` (the rows' natural keys, one JSON array bound as `$1`), as one JSON
 /// array: `SELECT json_group_array(json_array($columns)) FROM json_each($1) …`.
+/// `$wanted` is evaluated only on SQLite.
 macro_rules! upsert_returning {
-    ($sqlite:expr, $tx:expr, $insert:expr, $columns:literal, $select:literal, $wanted:expr, $row:ty) => {{
+    ($tx:expr, $insert:expr, $columns:literal, $select:literal, $wanted:expr, $row:ty) => {{
         let mut insert = $insert;
-        if $sqlite {
+        if is_sqlite(&$tx) {
             insert.build().execute(&mut *$tx).await?;
             let wanted = serde_json::to_string(&$wanted).expect("keys serialise to JSON");
             let sql = concat!("SELECT json_group_array(json_array(", $columns, ")) ", $select);
@@ -720,7 +722,6 @@ impl Ledger {
         let mut repositories: HashMap<&str, i64> = HashMap::new();
         let mut commit_ids: HashMap<(i64, String), i64> = HashMap::new();
         let mut feature_ids: HashMap<String, i64> = HashMap::new();
-        let sqlite = matches!(self.pool(), Pool::Sqlite(_));
         on_pool!(self.pool(), |p| {
             let mut tx = p.begin_write().await?;
             for &name in &repository_names {
@@ -754,18 +755,16 @@ impl Ledger {
                          pull_request_number = COALESCE(excluded.pull_request_number, commits.pull_request_number),
                          reachable = TRUE",
                 );
-                let wanted: Vec<(i64, String)> = chunk
-                    .iter()
-                    .map(|fact| (repositories[fact.repository.as_str()], fact.sha.to_ascii_lowercase()))
-                    .collect();
                 let rows = upsert_returning!(
-                    sqlite,
                     tx,
                     insert,
                     "commits.id, commits.repository_id, commits.sha",
                     "FROM json_each($1) AS w
                      JOIN commits ON commits.repository_id = w.value ->> 0 AND commits.sha = w.value ->> 1",
-                    wanted,
+                    chunk
+                        .iter()
+                        .map(|fact| (repositories[fact.repository.as_str()], fact.sha.to_ascii_lowercase()))
+                        .collect::<Vec<_>>(),
                     (i64, i64, String)
                 );
                 for (id, repository_id, sha) in rows {
@@ -810,13 +809,12 @@ impl Ledger {
                     row.push_bind(key.to_string());
                 });
                 // SQLite reads the ids back, so it need not rewrite a feature it has.
-                insert.push(if sqlite {
+                insert.push(if is_sqlite(&tx) {
                     " ON CONFLICT (key) DO NOTHING"
                 } else {
                     " ON CONFLICT (key) DO UPDATE SET key = excluded.key"
                 });
                 let rows = upsert_returning!(
-                    sqlite,
                     tx,
                     insert,
                     "features.id, features.key",
@@ -865,16 +863,14 @@ impl Ledger {
                 insert.push(
                     " ON CONFLICT (repository_id, number) DO UPDATE SET merge_commit_sha = excluded.merge_commit_sha",
                 );
-                let wanted: Vec<(i64, i64)> = chunk.iter().map(|(key, _)| *key).collect();
                 let rows = upsert_returning!(
-                    sqlite,
                     tx,
                     insert,
                     "pull_requests.id, pull_requests.repository_id, pull_requests.number",
                     "FROM json_each($1) AS w
                      JOIN pull_requests
                        ON pull_requests.repository_id = w.value ->> 0 AND pull_requests.number = w.value ->> 1",
-                    wanted,
+                    chunk.iter().map(|(key, _)| *key).collect::<Vec<(i64, i64)>>(),
                     (i64, i64, i64)
                 );
                 pull_request_ids
