@@ -150,6 +150,11 @@ impl TestDatabase {
         TestDatabase { url, _dir: Some(dir) }
     }
 
+    /// An SQLite ledger at `path`, kept after the run (a benchmark's, to ask it again).
+    pub fn sqlite_at(path: &std::path::Path) -> TestDatabase {
+        TestDatabase { url: DatabaseUrl::sqlite_file(path), _dir: None }
+    }
+
     /// `None` when no PostgreSQL server is configured for the suite.
     pub async fn postgres() -> Option<TestDatabase> {
         let base = std::env::var(POSTGRES_VARIABLE).ok().filter(|url| !url.is_empty())?;
