@@ -286,6 +286,20 @@ impl Ledger {
         }
     }
 
+    /// Whether a SQLite ledger holds planner statistics (someone ran `ANALYZE` on it).
+    /// Landfall never writes them: with them, the bundled SQLite (built with STAT4)
+    /// prepares a statement again whenever a bound value it compares to an index changes,
+    /// about 1 ms more per card (BENCHMARKS.md). PostgreSQL's are autovacuum's: `false`.
+    pub async fn has_sqlite_statistics(&self) -> Result<bool, LedgerError> {
+        let Pool::Sqlite(pool) = &self.pool else { return Ok(false) };
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('sqlite_stat1', 'sqlite_stat4')",
+        )
+        .fetch_one(pool)
+        .await?;
+        Ok(tables > 0)
+    }
+
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }

@@ -20,6 +20,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let url = settings.database();
     let ledger = Ledger::open(&url).await?.excluding_not_found(settings.features.exclude_not_found);
     tracing::info!(database = %url, backend = ledger.backend(), "ledger ready");
+    if ledger.has_sqlite_statistics().await? {
+        tracing::warn!(
+            "the SQLite ledger holds planner statistics (ANALYZE was run on it), which make every answer slower; \
+             stop landfall and drop them: DROP TABLE IF EXISTS sqlite_stat1; DROP TABLE IF EXISTS sqlite_stat4;"
+        );
+    }
 
     let listener = TcpListener::bind(settings.listen.0)
         .await

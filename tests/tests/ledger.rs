@@ -312,6 +312,24 @@ async fn sqlite_ledgers_use_write_ahead_logging_and_survive_reopening() {
     assert_eq!(reopened.counts().await.unwrap().environments, 1);
 }
 
+/// Landfall never analyses a SQLite ledger (statistics slow every answer), and notices
+/// when someone else did, so `serve` can say how to undo it.
+#[tokio::test]
+async fn a_ledger_without_planner_statistics_stays_without() {
+    for (backend, database) in all_databases().await {
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        story(backend, &ledger).await;
+        assert!(!ledger.has_sqlite_statistics().await.unwrap(), "{backend}: statistics after writes");
+        if backend == "sqlite" {
+            let path = database.url.expose().trim_start_matches("sqlite://").to_string();
+            let mut connection =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{path}")).await.unwrap();
+            sqlx::query("ANALYZE").execute(&mut connection).await.unwrap();
+            assert!(ledger.has_sqlite_statistics().await.unwrap(), "sqlite: ANALYZE not noticed");
+        }
+    }
+}
+
 /// An application deleted in Argo CD and created again under its old name starts its
 /// history ids at 0 again; its new deployments are kept beside the old ones, never over
 /// them, and the watch's view of what is recorded covers only the new life.

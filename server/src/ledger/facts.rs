@@ -25,10 +25,9 @@ const LINK_ROWS: usize = 2000;
 /// (qualified by the table's name, which both statements share). SQLite's driver would
 /// hand each returned row from its worker thread to the runtime on its own, about
 /// 200,000 hand-offs in a first ingest of 100,000 commits, so on SQLite the same rows
-/// are read back by `$select`,
-/// given `$wanted` (the rows' natural keys, one JSON array bound as `$1`), as one JSON
-/// array: `SELECT json_group_array(json_array($columns)) FROM json_each($1) …`.
-/// `$wanted` is evaluated only on SQLite.
+/// are read back by `$select`, given `$wanted` (the rows' natural keys, one JSON array
+/// bound as `$1`), as one JSON array: `SELECT json_group_array(json_array($columns))
+/// FROM json_each($1) …`. `$wanted` is evaluated only on SQLite.
 macro_rules! upsert_returning {
     ($tx:expr, $insert:expr, $columns:literal, $select:literal, $wanted:expr, $row:ty) => {{
         let mut insert = $insert;
