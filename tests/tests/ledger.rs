@@ -321,9 +321,8 @@ async fn a_ledger_without_planner_statistics_stays_without() {
         story(backend, &ledger).await;
         assert!(!ledger.has_sqlite_statistics().await.unwrap(), "{backend}: statistics after writes");
         if backend == "sqlite" {
-            let path = database.url.expose().trim_start_matches("sqlite://").to_string();
             let mut connection =
-                <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{path}")).await.unwrap();
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(database.url.expose()).await.unwrap();
             sqlx::query("ANALYZE").execute(&mut connection).await.unwrap();
             assert!(ledger.has_sqlite_statistics().await.unwrap(), "sqlite: ANALYZE not noticed");
         }
