@@ -176,9 +176,7 @@ pub async fn answer(
             (pull_request_summary(question, number, &cards), (!cards.is_empty()).then_some(Answer::PullRequests(cards)))
         }
         Question::FeatureDeployedWhen { key, environment } | Question::FeaturePresentNow { key, environment } => {
-            let presence = ledger.presence(&Target::Feature(key.clone())).await?;
-            let applications: Vec<ApplicationPresence> =
-                presence.into_iter().filter(|p| p.environment.as_deref() == Some(environment.as_str())).collect();
+            let applications = ledger.presence_in(&Target::Feature(key.clone()), &environment).await?;
             let first = applications.iter().map(|p| p.first_deployed_at.clone()).min();
             let present_now = applications.iter().any(|p| p.present_now);
             // Only an answer with no deployment needs to know whether the key exists at all.

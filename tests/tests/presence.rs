@@ -235,6 +235,26 @@ async fn story(backend: &str, database: TestDatabase) {
     assert_eq!(present(&ledger, "SHOP-9").await, [("shop-staging".into(), true, at(7))], "{backend}");
     let now: Vec<_> = present(&ledger, "SHOP-3").await.into_iter().map(|(app, now, _)| (app, now)).collect();
     assert_eq!(now, [("shop-staging".into(), false), ("shop-production".into(), false)], "{backend}");
+    // Presence in one environment is presence kept to that environment, by either path
+    // (landed commits, or a branch build's own commits such as SHOP-9's), for every kind
+    // of target.
+    let targets = [
+        Target::Feature("SHOP-2".into()),
+        Target::Feature("SHOP-3".into()),
+        Target::Feature("SHOP-9".into()),
+        Target::PullRequest { repo: "shop-api".into(), number: 13 },
+        Target::Commit { repo: "shop-api".into(), sha: preview.clone() },
+    ];
+    for target in &targets {
+        let everywhere = ledger.presence(target).await.unwrap();
+        assert!(!everywhere.is_empty(), "{backend}: {target} runs somewhere");
+        for environment in ["staging", "production", "nowhere"] {
+            let expected: Vec<_> =
+                everywhere.iter().filter(|p| p.environment.as_deref() == Some(environment)).cloned().collect();
+            let only = ledger.presence_in(target, environment).await.unwrap();
+            assert_eq!(only, expected, "{backend}: {target} in {environment}");
+        }
+    }
     let preview_changes = ledger.environment_changes(&staging, T + 7 * HOUR, T + 8 * HOUR).await.unwrap();
     let change = &preview_changes.deployments[0].changes;
     assert_eq!((keys(&change.features_entered), keys(&change.features_left)), (vec!["SHOP-9"], vec!["SHOP-3"]));

@@ -434,7 +434,7 @@ impl Ledger {
             (commits, pull_requests, pipelines, images)
         });
         let commits: Vec<CommitSummary> = commits.into_iter().map(|row| commit(row).0).collect();
-        let presence = self.presence_by_application(&Target::Feature(key.to_string())).await?;
+        let presence = self.presence_by_application(&Target::Feature(key.to_string()), None).await?;
         let ids: Vec<i64> = presence.iter().map(|(id, _)| *id).collect();
         let (services, resources) = self.affected(&ids).await?;
         let mut committers: Vec<String> =

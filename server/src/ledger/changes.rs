@@ -14,6 +14,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::cards::{FeatureRef, PullRequestRef};
 use super::presence::{ChangeSet, SourceSet, id_list, values_list};
 use super::{BeginWrite, Ledger, LedgerError, on_pool, read_rows};
 
@@ -110,6 +111,39 @@ impl Ledger {
                     commits_left: diff.commits_left,
                     truncated: diff.truncated,
                 },
+            })
+            .collect())
+    }
+
+    /// What each `(earlier, later)` pair of one application's deployments would take
+    /// away if the application went back from `later` to `earlier`: the features and
+    /// pull requests `later` has and `earlier` lacks, and whether the lists are cut.
+    /// [`Ledger::change_sets`] without the images, which a rollback plan does not show.
+    pub(crate) async fn leaving(
+        &self,
+        pairs: &[(i64, i64)],
+    ) -> Result<Vec<(Vec<FeatureRef>, Vec<PullRequestRef>, bool)>, LedgerError> {
+        let mut wanted: Vec<Pair> = pairs.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let diffs = self.diffs(&wanted, &mut DiffCache::default()).await?;
+        let mut features: Vec<String> = diffs.values().flat_map(|d| d.features_entered.iter()).cloned().collect();
+        features.sort_unstable();
+        features.dedup();
+        let mut pull_requests: Vec<(String, i64)> =
+            diffs.values().flat_map(|d| d.pull_requests_entered.iter()).cloned().collect();
+        pull_requests.sort_unstable();
+        pull_requests.dedup();
+        let names = self.names(&features, &pull_requests).await?;
+        Ok(pairs
+            .iter()
+            .map(|pair| match diffs.get(pair) {
+                Some(diff) => (
+                    names.features(&diff.features_entered),
+                    names.pull_requests(&diff.pull_requests_entered),
+                    diff.truncated,
+                ),
+                None => (Vec::new(), Vec::new(), false),
             })
             .collect())
     }

@@ -2,7 +2,7 @@
 //! window, what one environment has that another lacks, who changed its manifests, and
 //! the plan for rolling it back to just before something shipped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -397,15 +397,13 @@ impl Ledger {
     /// deployment to return to (the last one before the first that carried it) and
     /// what would leave with it.
     pub async fn rollback_plan(&self, environment: &EnvironmentId, target: &Target) -> Result<RollbackPlan, PlanError> {
-        let presence = self.presence(target).await?;
-        let in_environment: Vec<_> =
-            presence.into_iter().filter(|p| p.environment.as_deref() == Some(environment.name.as_str())).collect();
+        let in_environment = self.presence_in(target, &environment.name).await?;
         if in_environment.is_empty() {
             return Err(PlanError::NeverReached);
         }
         let facts = self.rollback_facts(&in_environment).await?;
         let mut applications = Vec::new();
-        let mut leaving: Vec<(usize, (Option<i64>, i64))> = Vec::new();
+        let mut leaving: Vec<(usize, (i64, i64))> = Vec::new();
         for presence in in_environment {
             let app = &presence.application;
             let Some(facts) = facts.get(app) else { continue };
@@ -454,83 +452,82 @@ impl Ledger {
                         format!("return to history {history_id}")
                     };
                     // What `current` has and `previous` lacks is what leaves.
-                    leaving.push((applications.len(), (Some(*previous_id), current)));
+                    leaving.push((applications.len(), (*previous_id, current)));
                 }
             }
             applications.push(step);
         }
-        let pairs: Vec<(Option<i64>, i64)> = leaving.iter().map(|(_, pair)| *pair).collect();
-        let change_sets = self.change_sets(&pairs, &mut DiffCache::default()).await?;
-        for ((index, _), changes) in leaving.into_iter().zip(change_sets) {
+        let pairs: Vec<(i64, i64)> = leaving.iter().map(|(_, pair)| *pair).collect();
+        for ((index, _), (features, pull_requests, truncated)) in leaving.into_iter().zip(self.leaving(&pairs).await?) {
             let step = &mut applications[index];
-            step.features_leaving = changes.features_entered;
-            step.pull_requests_leaving = changes.pull_requests_entered;
-            step.truncated = changes.truncated;
+            step.features_leaving = features;
+            step.pull_requests_leaving = pull_requests;
+            step.truncated = truncated;
         }
         Ok(RollbackPlan { environment: environment.name.clone(), target: target.to_string(), applications })
     }
 
     /// For each application that carried a target: its automated-sync flag, current
     /// deployment, the first deployment that carried the target and the one before it,
-    /// in three queries however many applications there are.
+    /// in one query per 300 applications.
     async fn rollback_facts(
         &self,
         presence: &[ApplicationPresence],
     ) -> Result<BTreeMap<ApplicationRef, RollbackFacts>, LedgerError> {
         let mut facts = BTreeMap::new();
         for chunk in presence.chunks(300) {
-            let sql = format!(
-                "WITH wanted (instance, namespace, name, deployment_id) AS (VALUES {})
-                 SELECT w.instance, w.namespace, w.name, a.automated_sync, a.current_deployment_id,
-                        f.revision, COALESCE(f.finished_at, f.started_at),
-                        (SELECT p.id FROM deployments p
-                         WHERE p.application_id = f.application_id AND p.phase = 'Succeeded'
-                           AND COALESCE(p.finished_at, p.started_at) <= COALESCE(f.finished_at, f.started_at)
-                           AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
-                               < (COALESCE(f.finished_at, f.started_at), f.incarnation, f.history_id)
-                         ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC, p.history_id DESC LIMIT 1)
-                 FROM wanted w
-                 JOIN applications a ON a.instance = w.instance AND a.namespace = w.namespace AND a.name = w.name
-                 JOIN deployments f ON f.id = w.deployment_id AND f.application_id = a.id",
+            let with = format!(
+                "WITH wanted (instance, namespace, name, deployment_id) AS (VALUES {}),
+                 found AS (
+                     SELECT w.instance, w.namespace, w.name, CAST(a.automated_sync AS INTEGER) AS automated_sync,
+                            a.current_deployment_id, f.revision, COALESCE(f.finished_at, f.started_at) AS first_at,
+                            (SELECT p.id FROM deployments p
+                             WHERE p.application_id = f.application_id AND p.phase = 'Succeeded'
+                               AND COALESCE(p.finished_at, p.started_at) <= COALESCE(f.finished_at, f.started_at)
+                               AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
+                                   < (COALESCE(f.finished_at, f.started_at), f.incarnation, f.history_id)
+                             ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC,
+                                      p.history_id DESC LIMIT 1) AS previous_id
+                     FROM wanted w
+                     JOIN applications a ON a.instance = w.instance AND a.namespace = w.namespace AND a.name = w.name
+                     JOIN deployments f ON f.id = w.deployment_id AND f.application_id = a.id)",
                 tuple_list(1, chunk.len(), 4)
             );
-            type Row = (String, String, String, bool, Option<i64>, String, i64, Option<i64>);
-            let rows: Vec<Row> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for presence in chunk {
+            type Row = (
+                String,
+                String,
+                String,
+                i32,
+                Option<i64>,
+                String,
+                i64,
+                Option<i64>,
+                Option<i64>,
+                Option<String>,
+                Option<i64>,
+            );
+            let rows: Vec<Row> = read_rows!(
+                self,
+                &with,
+                "x.instance, x.namespace, x.name, x.automated_sync, x.current_deployment_id, x.revision, x.first_at,
+                 x.previous_id, p.history_id, p.revision, COALESCE(p.finished_at, p.started_at)",
+                "FROM found x LEFT JOIN deployments p ON p.id = x.previous_id",
+                "",
+                |q| chunk.iter().fold(q, |q, presence| {
                     let app = &presence.application;
-                    query = query
-                        .bind(&app.instance)
-                        .bind(&app.namespace)
-                        .bind(&app.name)
-                        .bind(presence.first_deployment_id);
-                }
-                query.fetch_all(p).await?
-            });
-            let previous_ids: Vec<i64> = rows.iter().filter_map(|row| row.7).collect();
-            let previous: HashMap<i64, (i64, i64, String, i64)> = if previous_ids.is_empty() {
-                HashMap::new()
-            } else {
-                let sql = format!(
-                    "SELECT id, history_id, revision, COALESCE(finished_at, started_at) FROM deployments
-                     WHERE id IN ({})",
-                    id_list(1, previous_ids.len())
-                );
-                let rows: Vec<(i64, i64, String, i64)> = on_pool!(self.pool(), |p| {
-                    let mut query = sqlx::query_as(&sql);
-                    for id in &previous_ids {
-                        query = query.bind(*id);
-                    }
-                    query.fetch_all(p).await?
-                });
-                rows.into_iter().map(|row| (row.0, row)).collect()
-            };
-            for (instance, namespace, name, automated_sync, current, revision, at, previous_id) in rows {
-                let application = ApplicationRef { instance, namespace, name };
-                let previous = previous_id.and_then(|id| previous.get(&id).cloned());
+                    q.bind(&app.instance).bind(&app.namespace).bind(&app.name).bind(presence.first_deployment_id)
+                })
+            );
+            for row in rows {
+                let (instance, namespace, name, automated_sync, current, first_revision, first_at) =
+                    (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
+                let previous = match (row.7, row.8, row.9, row.10) {
+                    (Some(id), Some(history_id), Some(revision), Some(at)) => Some((id, history_id, revision, at)),
+                    _ => None,
+                };
                 facts.insert(
-                    application,
-                    RollbackFacts { automated_sync, current, first_revision: revision, first_at: at, previous },
+                    ApplicationRef { instance, namespace, name },
+                    RollbackFacts { automated_sync: automated_sync != 0, current, first_revision, first_at, previous },
                 );
             }
         }
