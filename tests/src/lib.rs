@@ -155,6 +155,16 @@ impl TestDatabase {
         TestDatabase { url: DatabaseUrl::sqlite_file(path), _dir: None }
     }
 
+    /// Connection options for this SQLite ledger, for a test that reads or shapes its
+    /// tables directly (the file is created if missing). Panics for PostgreSQL.
+    pub fn sqlite_options(&self) -> sqlx::sqlite::SqliteConnectOptions {
+        use std::str::FromStr;
+        sqlx::sqlite::SqliteConnectOptions::from_str(self.url.expose())
+            .expect("a SQLite ledger's URL")
+            .create_if_missing(true)
+            .foreign_keys(true)
+    }
+
     /// `None` when no PostgreSQL server is configured for the suite.
     pub async fn postgres() -> Option<TestDatabase> {
         let base = std::env::var(POSTGRES_VARIABLE).ok().filter(|url| !url.is_empty())?;

@@ -111,9 +111,8 @@ async fn commit_details_are_kept_exactly() {
     let (work, _, _, config) = shop_api(&database);
     assert!(ingest(work.path(), &config).0);
 
-    let path = database.url.expose().trim_start_matches("sqlite://").to_string();
     let mut connection =
-        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{path}")).await.unwrap();
+        <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&database.sqlite_options()).await.unwrap();
     let rows: Vec<(String, String, i64, i64, String, Option<i64>)> = sqlx::query_as(
         "SELECT author_name, committer_email, authored_at, author_offset_minutes, message, pull_request_number
          FROM commits ORDER BY committed_at, id",

@@ -302,9 +302,8 @@ async fn sqlite_ledgers_use_write_ahead_logging_and_survive_reopening() {
     ledger.upsert_environment(&fact).await.unwrap();
     ledger.close().await;
 
-    let path = database.url.expose().trim_start_matches("sqlite://").to_string();
     let mut connection =
-        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{path}")).await.unwrap();
+        <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&database.sqlite_options()).await.unwrap();
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut connection).await.unwrap();
     assert_eq!(mode, "wal");
 
@@ -403,9 +402,7 @@ async fn a_recreated_application_keeps_its_old_history_on_every_backend() {
 #[tokio::test]
 async fn an_older_sqlite_ledger_keeps_every_deployment_through_the_rebuild() {
     let database = landfall_tests::TestDatabase::sqlite();
-    let path = database.url.expose().trim_start_matches("sqlite://").to_string();
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let pool = sqlx::SqlitePool::connect_with(database.sqlite_options()).await.unwrap();
     static ALL: sqlx::migrate::Migrator = sqlx::migrate!("../server/migrations/sqlite");
     let before_incarnations = sqlx::migrate::Migrator {
         migrations: ALL.migrations.iter().filter(|m| m.version < 20261129000012).cloned().collect(),
@@ -449,7 +446,7 @@ async fn an_older_sqlite_ledger_keeps_every_deployment_through_the_rebuild() {
     ledger.close().await;
 
     let mut connection =
-        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{path}")).await.unwrap();
+        <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&database.sqlite_options()).await.unwrap();
     let table: String = sqlx::query_scalar("SELECT sql FROM sqlite_schema WHERE name = 'deployments'")
         .fetch_one(&mut connection)
         .await

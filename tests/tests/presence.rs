@@ -570,9 +570,7 @@ async fn the_manifests_answer_follows_where_applications_read() {
 #[tokio::test]
 async fn an_older_ledger_learns_where_its_applications_read() {
     let database = TestDatabase::sqlite();
-    let path = database.url.expose().trim_start_matches("sqlite://").to_string();
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let pool = sqlx::SqlitePool::connect_with(database.sqlite_options()).await.unwrap();
     static ALL: sqlx::migrate::Migrator = sqlx::migrate!("../server/migrations/sqlite");
     let before = sqlx::migrate::Migrator {
         migrations: ALL.migrations.iter().filter(|m| m.version < 20261129000032).cloned().collect(),
