@@ -10,6 +10,7 @@
 //! cargo bench -p landfall-tests --bench questions -- --scale 0.1     # a tenth of everything
 //! cargo bench -p landfall-tests --bench questions -- --ledger /tmp/q.db   # SQLite only: keep the
 //!                                                                    #   ledger there, or ask the one there
+//! cargo bench -p landfall-tests --bench questions -- --backend postgres   # one back end only
 //! ```
 //!
 //! The ledger is written with bulk SQL in the shape the connectors leave it: linear
@@ -608,6 +609,9 @@ fn main() {
         {
             databases.push(("postgres", postgres));
         }
+        // `--backend sqlite` or `--backend postgres` asks one of them only.
+        let only = landfall_tests::bench_option("backend");
+        databases.retain(|(backend, _)| only.as_deref().is_none_or(|only| only == *backend));
         for (backend, database) in databases {
             let ledger = Ledger::open(&database.url).await.unwrap();
             ledger.close().await;

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::jira::{JIRA_COLUMNS, jira_details};
 use super::presence::{ApplicationPresence, EnvironmentPresence, Target, by_environment};
 use super::{Ledger, LedgerError, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
@@ -388,17 +389,39 @@ impl Ledger {
 
     /// A feature by issue key; `None` when the ledger has never seen the key.
     pub async fn feature_card(&self, key: &str) -> Result<Option<FeatureCard>, LedgerError> {
-        type Header = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+        // The card's own columns, then the Jira details' (`JIRA_COLUMNS`), in one read.
+        type Header = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            bool,
+            Option<i64>,
+        );
         let header: Option<Header> = on_pool!(self.pool(), |p| {
             sqlx::query_as(&format!(
-                "SELECT f.summary, f.status, f.issue_type, f.assignee, f.url FROM features f WHERE f.key = $1{}",
+                "SELECT f.summary, f.status, f.issue_type, f.assignee, f.url, {JIRA_COLUMNS}
+                 FROM features f WHERE f.key = $1{}",
                 self.listed_features()
             ))
             .bind(key)
             .fetch_optional(p)
             .await?
         });
-        let Some((summary, status, issue_type, assignee, url)) = header else { return Ok(None) };
+        let Some(header) = header else { return Ok(None) };
+        let (summary, status, issue_type, assignee, url) = (header.0, header.1, header.2, header.3, header.4);
+        let jira = jira_details((
+            header.5, header.6, header.7, header.8, header.9, header.10, header.11, header.12, header.13, header.14,
+        ));
         let feature_commits = "SELECT c.sha FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
                                JOIN features f ON f.id = cf.feature_id WHERE f.key = $1";
         let commit_sql = format!(
@@ -441,7 +464,6 @@ impl Ledger {
             commits.iter().map(|c| format!("{} <{}>", c.committer.name, c.committer.email)).collect();
         committers.sort();
         committers.dedup();
-        let jira = self.jira_details(key).await?.unwrap_or_default();
         Ok(Some(FeatureCard {
             key: key.to_string(),
             summary,
@@ -464,38 +486,40 @@ impl Ledger {
         }))
     }
 
-    /// The services and Kubernetes objects of the given applications.
+    /// The services and Kubernetes objects of the given applications, in one read per
+    /// 500 applications: a row per object, or one without an object for an application
+    /// that has none (its service still counts).
     async fn affected(&self, applications: &[i64]) -> Result<(Vec<String>, Vec<ResourceRef>), LedgerError> {
         let mut services = Vec::new();
         let mut resources = Vec::new();
         for chunk in applications.chunks(500) {
             let ids = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-            let names: Vec<(String,)> = read_rows!(
-                self,
-                "",
-                "s.name",
-                &format!("FROM applications a JOIN services s ON s.id = a.service_id WHERE a.id IN ({ids})"),
-                "",
-                |q| chunk.iter().fold(q, |q, id| q.bind(*id))
+            type Row = (
+                Option<String>,
+                String,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
             );
-            type Row = (String, String, String, String, String, Option<String>);
             let rows: Vec<Row> = read_rows!(
                 self,
                 "",
-                "a.name, r.api_group, r.kind, r.namespace, r.name, r.health_status",
-                &format!("FROM resources r JOIN applications a ON a.id = r.application_id WHERE a.id IN ({ids})"),
+                "s.name, a.name, r.api_group, r.kind, r.namespace, r.name, r.health_status",
+                &format!(
+                    "FROM applications a LEFT JOIN services s ON s.id = a.service_id
+                     LEFT JOIN resources r ON r.application_id = a.id WHERE a.id IN ({ids})"
+                ),
                 "a.name, r.kind, r.namespace, r.name",
                 |q| chunk.iter().fold(q, |q, id| q.bind(*id))
             );
-            services.extend(names.into_iter().map(|(name,)| name));
-            resources.extend(rows.into_iter().map(|(application, group, kind, namespace, name, health)| ResourceRef {
-                application,
-                group,
-                kind,
-                namespace,
-                name,
-                health,
-            }));
+            for (service, application, group, kind, namespace, name, health) in rows {
+                services.extend(service);
+                if let (Some(group), Some(kind), Some(namespace), Some(name)) = (group, kind, namespace, name) {
+                    resources.push(ResourceRef { application, group, kind, namespace, name, health });
+                }
+            }
         }
         services.sort();
         services.dedup();

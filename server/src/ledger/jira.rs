@@ -234,52 +234,52 @@ impl Ledger {
             on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(key).fetch_optional(p).await?);
         Ok(row.unwrap_or_default())
     }
+}
 
-    /// The Jira details of a feature card.
-    pub async fn jira_details(&self, key: &str) -> Result<Option<JiraDetails>, LedgerError> {
-        type Row = (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<i64>,
-            bool,
-            Option<i64>,
-        );
-        let sql = "SELECT status_category, priority, reporter, labels, components, fix_versions, parent_key,
-                          fetched_at, not_found, deleted_at
-                   FROM features WHERE key = $1";
-        let row: Option<Row> = on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(key).fetch_optional(p).await?);
-        Ok(row.map(
-            |(
-                status_category,
-                priority,
-                reporter,
-                labels,
-                components,
-                fix_versions,
-                parent,
-                fetched_at,
-                not_found,
-                deleted_at,
-            )| {
-                JiraDetails {
-                    status_category,
-                    priority,
-                    reporter,
-                    labels: parse_list(&labels),
-                    components: parse_list(&components),
-                    fix_versions: parse_list(&fix_versions),
-                    parent,
-                    fetched_at: fetched_at.map(format_rfc3339),
-                    not_found,
-                    deleted: deleted_at.is_some(),
-                    deleted_at: deleted_at.map(format_rfc3339),
-                }
-            },
-        ))
+/// The `features` columns a feature card's Jira details are read from, in the order
+/// [`jira_details`] takes them.
+pub(crate) const JIRA_COLUMNS: &str = "f.status_category, f.priority, f.reporter, f.labels, f.components, \
+                                       f.fix_versions, f.parent_key, f.fetched_at, f.not_found, f.deleted_at";
+
+/// The row of [`JIRA_COLUMNS`].
+pub(crate) type JiraRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    bool,
+    Option<i64>,
+);
+
+/// A feature card's Jira details, from its [`JIRA_COLUMNS`].
+pub(crate) fn jira_details(row: JiraRow) -> JiraDetails {
+    let (
+        status_category,
+        priority,
+        reporter,
+        labels,
+        components,
+        fix_versions,
+        parent,
+        fetched_at,
+        not_found,
+        deleted_at,
+    ) = row;
+    JiraDetails {
+        status_category,
+        priority,
+        reporter,
+        labels: parse_list(&labels),
+        components: parse_list(&components),
+        fix_versions: parse_list(&fix_versions),
+        parent,
+        fetched_at: fetched_at.map(format_rfc3339),
+        not_found,
+        deleted: deleted_at.is_some(),
+        deleted_at: deleted_at.map(format_rfc3339),
     }
 }
