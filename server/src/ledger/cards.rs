@@ -4,7 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::jira::{JIRA_COLUMNS, jira_details};
+use super::jira::{JIRA_COLUMNS, JiraRow};
 use super::presence::{ApplicationPresence, EnvironmentPresence, Target, by_environment};
 use super::{Ledger, LedgerError, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
@@ -389,24 +389,17 @@ impl Ledger {
 
     /// A feature by issue key; `None` when the ledger has never seen the key.
     pub async fn feature_card(&self, key: &str) -> Result<Option<FeatureCard>, LedgerError> {
-        // The card's own columns, then the Jira details' (`JIRA_COLUMNS`), in one read.
-        type Header = (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<i64>,
-            bool,
-            Option<i64>,
-        );
+        // The card's own columns and its Jira details, in one read.
+        #[derive(sqlx::FromRow)]
+        struct Header {
+            summary: Option<String>,
+            status: Option<String>,
+            issue_type: Option<String>,
+            assignee: Option<String>,
+            url: Option<String>,
+            #[sqlx(flatten)]
+            jira: JiraRow,
+        }
         let header: Option<Header> = on_pool!(self.pool(), |p| {
             sqlx::query_as(&format!(
                 "SELECT f.summary, f.status, f.issue_type, f.assignee, f.url, {JIRA_COLUMNS}
@@ -417,11 +410,7 @@ impl Ledger {
             .fetch_optional(p)
             .await?
         });
-        let Some(header) = header else { return Ok(None) };
-        let (summary, status, issue_type, assignee, url) = (header.0, header.1, header.2, header.3, header.4);
-        let jira = jira_details((
-            header.5, header.6, header.7, header.8, header.9, header.10, header.11, header.12, header.13, header.14,
-        ));
+        let Some(Header { summary, status, issue_type, assignee, url, jira }) = header else { return Ok(None) };
         let feature_commits = "SELECT c.sha FROM commits c JOIN commit_features cf ON cf.commit_id = c.id
                                JOIN features f ON f.id = cf.feature_id WHERE f.key = $1";
         let commit_sql = format!(
@@ -471,7 +460,7 @@ impl Ledger {
             issue_type,
             assignee,
             url,
-            jira,
+            jira: jira.into(),
             commits,
             pull_requests: pull_requests
                 .into_iter()

@@ -236,50 +236,39 @@ impl Ledger {
     }
 }
 
-/// The `features` columns a feature card's Jira details are read from, in the order
-/// [`jira_details`] takes them.
+/// The `features` columns a feature card's Jira details are read from ([`JiraRow`]).
 pub(crate) const JIRA_COLUMNS: &str = "f.status_category, f.priority, f.reporter, f.labels, f.components, \
                                        f.fix_versions, f.parent_key, f.fetched_at, f.not_found, f.deleted_at";
 
-/// The row of [`JIRA_COLUMNS`].
-pub(crate) type JiraRow = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-    bool,
-    Option<i64>,
-);
+/// The row of [`JIRA_COLUMNS`], flattened into the row that reads them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct JiraRow {
+    status_category: Option<String>,
+    priority: Option<String>,
+    reporter: Option<String>,
+    labels: String,
+    components: String,
+    fix_versions: String,
+    parent_key: Option<String>,
+    fetched_at: Option<i64>,
+    not_found: bool,
+    deleted_at: Option<i64>,
+}
 
-/// A feature card's Jira details, from its [`JIRA_COLUMNS`].
-pub(crate) fn jira_details(row: JiraRow) -> JiraDetails {
-    let (
-        status_category,
-        priority,
-        reporter,
-        labels,
-        components,
-        fix_versions,
-        parent,
-        fetched_at,
-        not_found,
-        deleted_at,
-    ) = row;
-    JiraDetails {
-        status_category,
-        priority,
-        reporter,
-        labels: parse_list(&labels),
-        components: parse_list(&components),
-        fix_versions: parse_list(&fix_versions),
-        parent,
-        fetched_at: fetched_at.map(format_rfc3339),
-        not_found,
-        deleted: deleted_at.is_some(),
-        deleted_at: deleted_at.map(format_rfc3339),
+impl From<JiraRow> for JiraDetails {
+    fn from(row: JiraRow) -> Self {
+        JiraDetails {
+            status_category: row.status_category,
+            priority: row.priority,
+            reporter: row.reporter,
+            labels: parse_list(&row.labels),
+            components: parse_list(&row.components),
+            fix_versions: parse_list(&row.fix_versions),
+            parent: row.parent_key,
+            fetched_at: row.fetched_at.map(format_rfc3339),
+            not_found: row.not_found,
+            deleted: row.deleted_at.is_some(),
+            deleted_at: row.deleted_at.map(format_rfc3339),
+        }
     }
 }

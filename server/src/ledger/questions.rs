@@ -163,6 +163,21 @@ impl From<sqlx::Error> for PlanError {
     }
 }
 
+/// A subquery for the id of the deployment before deployment `d` (an alias) of the same
+/// application: the latest succeeded one by (time, incarnation, history id). The row
+/// comparison says exactly that; the plain `<=` on the time lets the
+/// `deployments_app_time` index seek to it instead of reading the application's history.
+fn previous_deployment(d: &str) -> String {
+    format!(
+        "(SELECT p.id FROM deployments p
+          WHERE p.application_id = {d}.application_id AND p.phase = 'Succeeded'
+            AND COALESCE(p.finished_at, p.started_at) <= COALESCE({d}.finished_at, {d}.started_at)
+            AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
+                < (COALESCE({d}.finished_at, {d}.started_at), {d}.incarnation, {d}.history_id)
+          ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC, p.history_id DESC LIMIT 1)"
+    )
+}
+
 /// A Git URL reduced to host and path, so that `https://host/acme/deploy.git`,
 /// `git@host:acme/deploy` and `ssh://git@host/acme/deploy/` compare equal.
 pub fn normalise_git_url(url: &str) -> String {
@@ -306,30 +321,23 @@ impl Ledger {
         since: i64,
         until: i64,
     ) -> Result<EnvironmentChanges, LedgerError> {
-        // The previous deployment is the latest before `d` by (time, history id): the
-        // row comparison says exactly that, and the plain `<=` on the time lets the
-        // `deployments_app_time` index seek to it instead of reading the application's
-        // whole history.
         // Booleans as integers: SQLite reads the rows as one JSON array (`read_rows!`).
         type Row = (i64, i64, String, String, String, i64, String, i64, Option<String>, i32, i32, Option<i64>);
-        let picked = "WITH picked AS (
+        let picked = format!(
+            "WITH picked AS (
                           SELECT d.id, d.application_id, a.instance, a.namespace, a.name, d.history_id, d.revision,
                                  COALESCE(d.finished_at, d.started_at) AS deployed_at, d.initiated_by,
                                  CAST(d.automated AS INTEGER) AS automated, CAST(d.is_rollback AS INTEGER) AS is_rollback,
-                                 (SELECT p.id FROM deployments p
-                                  WHERE p.application_id = d.application_id AND p.phase = 'Succeeded'
-                                    AND COALESCE(p.finished_at, p.started_at) <= COALESCE(d.finished_at, d.started_at)
-                                    AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
-                                        < (COALESCE(d.finished_at, d.started_at), d.incarnation, d.history_id)
-                                  ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC,
-                                           p.history_id DESC LIMIT 1) AS previous_id
+                                 {} AS previous_id
                           FROM deployments d JOIN applications a ON a.id = d.application_id
                           WHERE a.environment_id = $1 AND d.phase = 'Succeeded'
                             AND COALESCE(d.finished_at, d.started_at) >= $2 AND COALESCE(d.finished_at, d.started_at) < $3
-                          ORDER BY COALESCE(d.finished_at, d.started_at), a.name, d.history_id LIMIT $4)";
+                          ORDER BY COALESCE(d.finished_at, d.started_at), a.name, d.history_id LIMIT $4)",
+            previous_deployment("d")
+        );
         let rows: Vec<Row> = read_rows!(
             self,
-            picked,
+            &picked,
             "id, application_id, instance, namespace, name, history_id, revision, deployed_at, initiated_by, automated, \
              is_rollback, previous_id",
             "FROM picked",
@@ -481,17 +489,12 @@ impl Ledger {
                  found AS (
                      SELECT w.instance, w.namespace, w.name, CAST(a.automated_sync AS INTEGER) AS automated_sync,
                             a.current_deployment_id, f.revision, COALESCE(f.finished_at, f.started_at) AS first_at,
-                            (SELECT p.id FROM deployments p
-                             WHERE p.application_id = f.application_id AND p.phase = 'Succeeded'
-                               AND COALESCE(p.finished_at, p.started_at) <= COALESCE(f.finished_at, f.started_at)
-                               AND (COALESCE(p.finished_at, p.started_at), p.incarnation, p.history_id)
-                                   < (COALESCE(f.finished_at, f.started_at), f.incarnation, f.history_id)
-                             ORDER BY COALESCE(p.finished_at, p.started_at) DESC, p.incarnation DESC,
-                                      p.history_id DESC LIMIT 1) AS previous_id
+                            {} AS previous_id
                      FROM wanted w
                      JOIN applications a ON a.instance = w.instance AND a.namespace = w.namespace AND a.name = w.name
                      JOIN deployments f ON f.id = w.deployment_id AND f.application_id = a.id)",
-                tuple_list(1, chunk.len(), 4)
+                tuple_list(1, chunk.len(), 4),
+                previous_deployment("f")
             );
             type Row = (
                 String,
