@@ -69,6 +69,13 @@ test("an application is synced and rolled back from its page", async ({ page, re
     },
   });
   expect(created.status(), await created.text()).toBe(200);
+  // Landfall learns of it through its watch of Argo CD, a moment later; opened before
+  // that, the page would rightly say it has no such application.
+  await expect
+    .poll(async () => (await request.get(`${landfall}/api/v1/applications/main/shop-worker`)).status(), {
+      timeout: 10_000,
+    })
+    .toBe(200);
 
   await page.goto(`${landfall}/applications/main/shop-worker`);
   await hydrated(page);
