@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::cards::{FeatureRef, PullRequestRef};
-use super::presence::{ChangeSet, SourceSet, id_list, values_list};
+use super::presence::{ChangeSet, Names, SourceSet, id_list, values_list};
 use super::{BeginWrite, Ledger, LedgerError, on_pool, read_rows};
 
 /// Applications per batch when filling in missing change sets.
@@ -48,6 +48,17 @@ pub(crate) struct DiffCache {
 /// `(earlier deployment, deployment)`.
 type Pair = (i64, i64);
 
+/// Diffs worked out and not yet stored, with what storing them needs.
+#[derive(Default)]
+struct Unstored {
+    /// `sources_version` of each deployment, as read before working out.
+    versions: HashMap<i64, i64>,
+    /// `(digest, diff, its JSON)` of each diff no one had worked out.
+    fresh: Vec<(String, Diff, String)>,
+    /// Each pair and the digest of its diff.
+    links: Vec<(Pair, String)>,
+}
+
 /// A digest of two source sets, in a canonical order.
 fn sources_digest(from: &SourceSet, to: &SourceSet) -> String {
     let mut hasher = Sha256::new();
@@ -78,19 +89,8 @@ impl Ledger {
         ids.sort_unstable();
         ids.dedup();
         let images = self.changed_images(pairs, &ids).await?;
-        let mut wanted: Vec<Pair> = pairs.iter().filter_map(|(from, to)| from.map(|from| (from, *to))).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let diffs = self.diffs(&wanted, cache).await?;
-        let mut features: Vec<String> =
-            diffs.values().flat_map(|d| d.features_entered.iter().chain(&d.features_left)).cloned().collect();
-        features.sort_unstable();
-        features.dedup();
-        let mut pull_requests: Vec<(String, i64)> =
-            diffs.values().flat_map(|d| d.pull_requests_entered.iter().chain(&d.pull_requests_left)).cloned().collect();
-        pull_requests.sort_unstable();
-        pull_requests.dedup();
-        let names = self.names(&features, &pull_requests).await?;
+        let wanted = pairs.iter().filter_map(|(from, to)| from.map(|from| (from, *to))).collect();
+        let (diffs, names) = self.named_diffs(wanted, cache, true).await?;
         Ok(pairs
             .iter()
             .zip(images)
@@ -123,18 +123,7 @@ impl Ledger {
         &self,
         pairs: &[(i64, i64)],
     ) -> Result<Vec<(Vec<FeatureRef>, Vec<PullRequestRef>, bool)>, LedgerError> {
-        let mut wanted: Vec<Pair> = pairs.to_vec();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let diffs = self.diffs(&wanted, &mut DiffCache::default()).await?;
-        let mut features: Vec<String> = diffs.values().flat_map(|d| d.features_entered.iter()).cloned().collect();
-        features.sort_unstable();
-        features.dedup();
-        let mut pull_requests: Vec<(String, i64)> =
-            diffs.values().flat_map(|d| d.pull_requests_entered.iter()).cloned().collect();
-        pull_requests.sort_unstable();
-        pull_requests.dedup();
-        let names = self.names(&features, &pull_requests).await?;
+        let (diffs, names) = self.named_diffs(pairs.to_vec(), &mut DiffCache::default(), false).await?;
         Ok(pairs
             .iter()
             .map(|pair| match diffs.get(pair) {
@@ -148,10 +137,45 @@ impl Ledger {
             .collect())
     }
 
+    /// The diffs of these pairs and the names of the
+    /// features and pull requests that enter with them, and with `with_left` also of
+    /// those that leave.
+    async fn named_diffs(
+        &self,
+        mut pairs: Vec<Pair>,
+        cache: &mut DiffCache,
+        with_left: bool,
+    ) -> Result<(HashMap<Pair, Diff>, Names), LedgerError> {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let (diffs, unstored) = self.diffs(&pairs, cache).await?;
+        let mut features: Vec<String> = Vec::new();
+        let mut pull_requests: Vec<(String, i64)> = Vec::new();
+        for diff in diffs.values() {
+            features.extend_from_slice(&diff.features_entered);
+            pull_requests.extend_from_slice(&diff.pull_requests_entered);
+            if with_left {
+                features.extend_from_slice(&diff.features_left);
+                pull_requests.extend_from_slice(&diff.pull_requests_left);
+            }
+        }
+        features.sort_unstable();
+        features.dedup();
+        pull_requests.sort_unstable();
+        pull_requests.dedup();
+        // Names before storing: on SQLite a write makes every pooled connection drop its
+        // page cache, so reads after it cost ten times as much.
+        let names = self.names(&features, &pull_requests).await?;
+        self.store(unstored, cache).await?;
+        Ok((diffs, names))
+    }
+
     /// Works out and stores the change set of a deployment just recorded, so that
     /// reading it later is a lookup.
     pub(crate) async fn remember_change(&self, previous: i64, deployment: i64) -> Result<(), LedgerError> {
-        self.diffs(&[(previous, deployment)], &mut DiffCache::default()).await.map(drop)
+        let mut cache = DiffCache::default();
+        let (_, unstored) = self.diffs(&[(previous, deployment)], &mut cache).await?;
+        self.store(unstored, &mut cache).await
     }
 
     /// Stores the change set of every succeeded deployment that has none (or a stale
@@ -185,21 +209,29 @@ impl Ledger {
                 query.fetch_all(p).await?
             });
             for chunk in missing.chunks(2000) {
-                self.work_out(chunk, &mut cache).await?;
+                let (_, unstored) = self.work_out(chunk, &mut cache).await?;
+                self.store(unstored, &mut cache).await?;
                 filled += chunk.len();
             }
         }
         Ok(filled)
     }
 
-    /// The diffs of these pairs: stored ones read, the others worked out and stored.
-    async fn diffs(&self, pairs: &[Pair], cache: &mut DiffCache) -> Result<HashMap<Pair, Diff>, LedgerError> {
+    /// The diffs of these pairs: stored ones read, the others worked out, to be stored
+    /// with [`Ledger::store`].
+    async fn diffs(
+        &self,
+        pairs: &[Pair],
+        cache: &mut DiffCache,
+    ) -> Result<(HashMap<Pair, Diff>, Unstored), LedgerError> {
         let mut diffs = self.stored_diffs(pairs).await?;
         let missing: Vec<Pair> = pairs.iter().filter(|pair| !diffs.contains_key(pair)).copied().collect();
-        if !missing.is_empty() {
-            diffs.extend(self.work_out(&missing, cache).await?);
+        if missing.is_empty() {
+            return Ok((diffs, Unstored::default()));
         }
-        Ok(diffs)
+        let (worked_out, unstored) = self.work_out(&missing, cache).await?;
+        diffs.extend(worked_out);
+        Ok((diffs, unstored))
     }
 
     /// The stored diffs of these pairs whose links still hold.
@@ -229,8 +261,12 @@ impl Ledger {
     }
 
     /// Works out the diffs of these pairs from their source sets (reusing any diff of
-    /// the same two sets), stores them and links them to the pairs.
-    async fn work_out(&self, pairs: &[Pair], cache: &mut DiffCache) -> Result<HashMap<Pair, Diff>, LedgerError> {
+    /// the same two sets); what [`Ledger::store`] then stores and links to the pairs.
+    async fn work_out(
+        &self,
+        pairs: &[Pair],
+        cache: &mut DiffCache,
+    ) -> Result<(HashMap<Pair, Diff>, Unstored), LedgerError> {
         let mut ids: Vec<i64> = pairs.iter().flat_map(|(from, to)| [*from, *to]).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -295,7 +331,26 @@ impl Ledger {
                 Ok((digest.clone(), diff, body))
             })
             .collect::<Result<_, LedgerError>>()?;
-        // New diffs and every link in one transaction.
+        let worked_out: HashMap<&String, &Diff> = fresh.iter().map(|(digest, diff, _)| (digest, diff)).collect();
+        // Every digest is either known or has just been worked out.
+        let diffs = pairs
+            .iter()
+            .zip(&digests)
+            .map(|(pair, digest)| {
+                let diff = cache.by_sources.get(digest).map(|(_, diff)| diff).unwrap_or_else(|| worked_out[digest]);
+                (*pair, diff.clone())
+            })
+            .collect();
+        let links = pairs.iter().zip(digests).map(|(pair, digest)| (*pair, digest)).collect();
+        Ok((diffs, Unstored { versions, fresh, links }))
+    }
+
+    /// Stores worked-out diffs and links them to their pairs, in one transaction.
+    async fn store(&self, unstored: Unstored, cache: &mut DiffCache) -> Result<(), LedgerError> {
+        let Unstored { versions, fresh, links } = unstored;
+        if links.is_empty() {
+            return Ok(());
+        }
         let ids: Vec<i64> = on_pool!(self.pool(), |p| {
             let mut tx = p.begin_write().await?;
             let mut ids = Vec::with_capacity(fresh.len());
@@ -311,9 +366,8 @@ impl Ledger {
             let diff_id = |digest: &String| {
                 cache.by_sources.get(digest).map(|(id, _)| *id).or_else(|| new_ids.get(digest).copied())
             };
-            let links: Vec<(i64, i64, i64, i64, i64)> = pairs
+            let links: Vec<(i64, i64, i64, i64, i64)> = links
                 .iter()
-                .zip(&digests)
                 .filter_map(|((from, to), digest)| Some((*to, *from, diff_id(digest)?, version(to), version(from))))
                 .collect();
             for chunk in links.chunks(2000) {
@@ -340,7 +394,7 @@ impl Ledger {
         for ((digest, diff, _), id) in fresh.into_iter().zip(ids) {
             cache.by_sources.insert(digest, (id, diff));
         }
-        Ok(pairs.iter().zip(&digests).map(|(pair, digest)| (*pair, cache.by_sources[digest].1.clone())).collect())
+        Ok(())
     }
 
     /// For each `(before, after)`: the commits `after` has and `before` lacks, and the
