@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use crate::ask::{self, NotUnderstood, Question, Vocabulary};
 use crate::ledger::cards::{FeatureCard, PullRequestCard};
 use crate::ledger::presence::{ApplicationPresence, Target};
-use crate::ledger::questions::{Comparison, EnvironmentChanges, ManifestChanges, PlanError, RollbackPlan};
+use crate::ledger::questions::{
+    ChangesPage, Comparison, DEPLOYMENT_LIMIT, EnvironmentChanges, ManifestChanges, PlanError, RollbackPlan,
+};
 use crate::ledger::{Ledger, LedgerError};
 
 /// `GET /api/v1/ask`: the question, what was understood, and the answer.
@@ -237,18 +239,10 @@ pub async fn answer(
         }
         Question::FeaturesEntered { environment, window } => {
             let environment = known_environment!(ledger, &environment, response);
-            let changes = ledger.environment_changes(&environment, window.since, window.until).await?;
-            let keys: Vec<&str> = changes.features_entered.iter().map(|f| f.key.as_str()).collect();
-            let summary = if keys.is_empty() {
-                format!(
-                    "No feature entered {} {} ({} deployments).",
-                    environment.name,
-                    window.phrase,
-                    changes.deployments.len()
-                )
-            } else {
-                format!("{} entered {} {}.", keys.join(", "), environment.name, window.phrase)
-            };
+            // The largest page: a question is answered once, not paged through.
+            let page = ChangesPage { after: None, limit: DEPLOYMENT_LIMIT };
+            let changes = ledger.environment_changes(&environment, window.since, window.until, page).await?;
+            let summary = features_entered_summary(&environment.name, &window.phrase, &changes);
             (summary, Some(Answer::EnvironmentChanges(changes)))
         }
         Question::ResourcesAffected { key } => match ledger.feature_card(&key).await? {
@@ -625,9 +619,29 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
+/// "SHOP-1, SHOP-2 entered staging this morning.", and whether the window held more
+/// deployments than the answer read.
+fn features_entered_summary(environment: &str, phrase: &str, changes: &EnvironmentChanges) -> String {
+    let keys: Vec<&str> = changes.features_entered.iter().map(|f| f.key.as_str()).collect();
+    let mut summary = if keys.is_empty() {
+        format!("No feature entered {environment} {phrase} ({} deployments).", changes.deployments.len())
+    } else {
+        format!("{} entered {environment} {phrase}.", keys.join(", "))
+    };
+    if changes.next.is_some() {
+        summary.push_str(&format!(
+            " That is from its first {} deployments in the window; \
+             GET /api/v1/environments/{environment}/changes pages through the rest.",
+            changes.deployments.len()
+        ));
+    }
+    summary
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::cards::FeatureRef;
 
     #[test]
     fn usual_environment_names_get_their_short_forms_and_back() {
@@ -647,6 +661,33 @@ mod tests {
             answer: None,
         };
         assert_eq!(render_text(&response), "Mallory ]0;owned  changed production\n");
+    }
+
+    #[test]
+    fn a_window_with_more_deployments_than_were_read_says_so() {
+        let feature = |key: &str| FeatureRef { key: key.into(), summary: None, status: None };
+        let mut changes = EnvironmentChanges {
+            environment: "staging".into(),
+            since: String::new(),
+            until: String::new(),
+            deployments: Vec::new(),
+            features_entered: vec![feature("SHOP-1"), feature("SHOP-2")],
+            pull_requests_entered: Vec::new(),
+            features_left: Vec::new(),
+            truncated: false,
+            next: None,
+        };
+        let summary = |changes: &EnvironmentChanges| features_entered_summary("staging", "this morning", changes);
+        assert_eq!(summary(&changes), "SHOP-1, SHOP-2 entered staging this morning.");
+        changes.next = Some("1800000000000.42".into());
+        assert_eq!(
+            summary(&changes),
+            "SHOP-1, SHOP-2 entered staging this morning. That is from its first 0 deployments in the window; \
+             GET /api/v1/environments/staging/changes pages through the rest."
+        );
+        changes.features_entered.clear();
+        changes.next = None;
+        assert_eq!(summary(&changes), "No feature entered staging this morning (0 deployments).");
     }
 
     #[test]

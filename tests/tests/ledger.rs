@@ -469,7 +469,8 @@ async fn an_older_sqlite_ledger_keeps_every_deployment_through_the_rebuild() {
             "deployments_app_history",
             "deployments_app_time",
             "deployments_finished_at",
-            "deployments_incarnation_history"
+            "deployments_incarnation_history",
+            "deployments_succeeded_time",
         ]
     );
 }

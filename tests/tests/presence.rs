@@ -2,7 +2,7 @@
 //! on a real repository ingested by `landfall ingest`; on SQLite and PostgreSQL.
 
 use landfall_server::ledger::presence::Target;
-use landfall_server::ledger::questions::PlanError;
+use landfall_server::ledger::questions::{ChangesPage, PlanError};
 use landfall_server::ledger::{
     ApplicationFact, BuildFact, DeploymentFact, EnvironmentFact, ImageRef, Ledger, PipelineRunFact, ResourceFact,
 };
@@ -180,7 +180,7 @@ async fn story(backend: &str, database: TestDatabase) {
     // What each deployment changed.
     let production = ledger.environment("Production").await.unwrap().expect("case-insensitive lookup");
     let staging = ledger.environment("staging").await.unwrap().unwrap();
-    let changes = ledger.environment_changes(&production, T, T + 7 * HOUR).await.unwrap();
+    let changes = ledger.environment_changes(&production, T, T + 7 * HOUR, ChangesPage::default()).await.unwrap();
     let history: Vec<i64> = changes.deployments.iter().map(|d| d.history_id).collect();
     assert_eq!(history, [1, 2, 3], "{backend}");
     let flags: Vec<(bool, bool)> = changes.deployments.iter().map(|d| (d.automated, d.is_rollback)).collect();
@@ -199,11 +199,12 @@ async fn story(backend: &str, database: TestDatabase) {
     assert!(rollback.features_entered.is_empty(), "{backend}");
     assert_eq!(keys(&rollback.features_left), ["SHOP-3"], "{backend}");
     assert_eq!(keys(&changes.features_left), ["SHOP-3"], "{backend}");
-    let window = ledger.environment_changes(&staging, T + 3 * HOUR, T + 4 * HOUR).await.unwrap();
+    let window =
+        ledger.environment_changes(&staging, T + 3 * HOUR, T + 4 * HOUR, ChangesPage::default()).await.unwrap();
     assert_eq!(keys(&window.features_entered), ["SHOP-2"], "{backend}: the window is half-open");
     // Staging's third deployment was stored before CI reported its image's build; the
     // report made that stored change set stale, and it is worked out again.
-    let late = ledger.environment_changes(&staging, T + 4 * HOUR, T + 5 * HOUR).await.unwrap();
+    let late = ledger.environment_changes(&staging, T + 4 * HOUR, T + 5 * HOUR, ChangesPage::default()).await.unwrap();
     assert_eq!(keys(&late.deployments[0].changes.features_entered), ["SHOP-3"], "{backend}: after the late report");
 
     // Staging is ahead of production by SHOP-3.
@@ -255,7 +256,8 @@ async fn story(backend: &str, database: TestDatabase) {
             assert_eq!(only, expected, "{backend}: {target} in {environment}");
         }
     }
-    let preview_changes = ledger.environment_changes(&staging, T + 7 * HOUR, T + 8 * HOUR).await.unwrap();
+    let preview_changes =
+        ledger.environment_changes(&staging, T + 7 * HOUR, T + 8 * HOUR, ChangesPage::default()).await.unwrap();
     let change = &preview_changes.deployments[0].changes;
     assert_eq!((keys(&change.features_entered), keys(&change.features_left)), (vec!["SHOP-9"], vec!["SHOP-3"]));
 
@@ -283,7 +285,7 @@ async fn story(backend: &str, database: TestDatabase) {
     assert_eq!(present(&ledger, "SHOP-6").await.len(), 1, "{backend}");
     // Stored change sets follow the renumbering: the promotion still brought SHOP-2 and
     // SHOP-3, and the new deployment brings SHOP-3 back with PAY-7 and the replacement.
-    let renumbered = ledger.environment_changes(&production, T, T + 9 * HOUR).await.unwrap();
+    let renumbered = ledger.environment_changes(&production, T, T + 9 * HOUR, ChangesPage::default()).await.unwrap();
     let entered: Vec<Vec<&str>> = renumbered.deployments.iter().map(|d| keys(&d.changes.features_entered)).collect();
     assert_eq!(entered, [vec![], vec!["SHOP-2", "SHOP-3"], vec![], vec!["PAY-7", "SHOP-3", "SHOP-6"]], "{backend}");
     let card = ledger.commit_card("shop-api", &squash[..10]).await.unwrap();
@@ -297,6 +299,10 @@ async fn story(backend: &str, database: TestDatabase) {
 async fn get(server: &Server, path: &str) -> (u16, Value) {
     let response = reqwest::get(server.url(path)).await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+fn keys_of(features: &Value) -> Vec<&str> {
+    features.as_array().unwrap().iter().filter_map(|f| f["key"].as_str()).collect()
 }
 
 async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
@@ -313,6 +319,27 @@ async fn endpoints(backend: &str, database: &TestDatabase) {
     assert_eq!(body["deployments"].as_array().unwrap().len(), 3, "{backend}");
     assert_eq!(body["features_left"][0]["key"], "SHOP-3", "{backend}");
     assert_eq!(body["deployments"][1]["changes"]["pull_requests_entered"][1]["number"], 13, "{backend}");
+    assert_eq!(body["next"], Value::Null, "{backend}: one page holds the window");
+    // Two pages of the same window: the second starts where the first's `next` says.
+    let (status, first) = get(&server, &format!("/api/v1/environments/production/changes?{window}&limit=2")).await;
+    assert_eq!(status, 200, "{backend}: {first}");
+    let history = |page: &Value| -> Vec<i64> {
+        page["deployments"].as_array().unwrap().iter().map(|d| d["history_id"].as_i64().unwrap()).collect()
+    };
+    assert_eq!(history(&first), [1, 2], "{backend}: {first}");
+    assert_eq!(keys_of(&first["features_entered"]), ["SHOP-2", "SHOP-3"], "{backend}: this page's features");
+    let next = first["next"].as_str().expect("a second page").to_string();
+    let (status, second) =
+        get(&server, &format!("/api/v1/environments/production/changes?{window}&limit=2&after={next}")).await;
+    assert_eq!(status, 200, "{backend}: {second}");
+    assert_eq!((history(&second), &second["next"]), (vec![3], &Value::Null), "{backend}: {second}");
+    assert_eq!(keys_of(&second["features_left"]), ["SHOP-3"], "{backend}: {second}");
+    for (parameter, value) in [("limit", "0"), ("limit", "501"), ("limit", "ten"), ("after", "yesterday")] {
+        let (status, body) =
+            get(&server, &format!("/api/v1/environments/production/changes?{window}&{parameter}={value}")).await;
+        assert_eq!((status, body["field"].as_str()), (400, Some(parameter)), "{backend}: {parameter}={value}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(value), "{backend}: names what was wrong: {body}");
+    }
 
     let (status, body) = get(&server, "/api/v1/environments/compare?from=staging&to=production").await;
     assert_eq!(status, 200, "{backend}: {body}");
@@ -467,6 +494,92 @@ async fn ask(backend: &str, server: &Server, database: &TestDatabase) {
 async fn presence_follows_ancestry_through_promotion_and_rollback() {
     for (backend, database) in all_databases().await {
         story(backend, database).await;
+    }
+}
+
+/// Pages of every size through qa's seven deployments give them all, once each, in order.
+async fn check_pages(
+    backend: &str,
+    ledger: &Ledger,
+    qa: &landfall_server::ledger::questions::EnvironmentId,
+) -> Vec<(String, i64, String)> {
+    let page = |after, limit| ChangesPage { after, limit };
+    let whole = ledger.environment_changes(qa, T, T + 4 * HOUR, page(None, 500)).await.unwrap();
+    let seen = |changes: &landfall_server::ledger::questions::EnvironmentChanges| -> Vec<(String, i64, String)> {
+        changes.deployments.iter().map(|d| (d.application.name.clone(), d.history_id, d.deployed_at.clone())).collect()
+    };
+    let all = seen(&whole);
+    assert_eq!(all.len(), 7, "{backend}: {all:?}");
+    assert_eq!(whole.next, None, "{backend}");
+    let times: Vec<&String> = all.iter().map(|(_, _, at)| at).collect();
+    assert!(times.is_sorted(), "{backend}: oldest first: {all:?}");
+    for limit in 1..=7 {
+        let (mut paged, mut after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let changes = ledger.environment_changes(qa, T, T + 4 * HOUR, page(after, limit)).await.unwrap();
+            assert!(changes.deployments.len() as i64 <= limit, "{backend}: limit {limit}");
+            paged.extend(seen(&changes));
+            pages += 1;
+            assert!(pages <= 7, "{backend}: pages of {limit} never end: {paged:?}");
+            match changes.next {
+                Some(next) => after = Some(next.parse().expect("`next` reads back as `after`")),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all, "{backend}: pages of {limit}");
+        assert_eq!(pages, 7usize.div_ceil(limit as usize), "{backend}: pages of {limit}");
+    }
+    all
+}
+
+/// An environment's changes page by time and then ledger id, so that deployments at
+/// the same moment are neither repeated nor skipped across pages, whatever the page size.
+#[tokio::test]
+async fn an_environments_changes_page_through_deployments_at_the_same_time() {
+    for (backend, database) in all_databases().await {
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        let fact = EnvironmentFact { name: "qa".into(), rank: 20, match_rules: json!({}) };
+        ledger.upsert_environment(&fact).await.unwrap();
+        // Four applications deployed at the same moment, then two of them again, once
+        // more together with the first's third deployment.
+        let deployments = [(4, 1, 1), (2, 1, 1), (3, 1, 1), (1, 1, 1), (1, 2, 2), (2, 2, 3), (1, 3, 3)];
+        for (app, history_id, hours) in deployments {
+            let name = format!("qa-{app}");
+            let fact = ApplicationFact {
+                instance: "main".into(),
+                namespace: "argocd".into(),
+                name: name.clone(),
+                project: "shop".into(),
+                environment: Some("qa".into()),
+                observed_at: T,
+                ..ApplicationFact::default()
+            };
+            ledger.upsert_application(&fact).await.unwrap();
+            deploy(&ledger, &name, history_id, ("", &history_id.to_string()), T + hours * HOUR).await;
+        }
+        let qa = ledger.environment("qa").await.unwrap().unwrap();
+        let by_time = check_pages(backend, &ledger, &qa).await;
+        // With forty more applications elsewhere, qa holds few of them: SQLite then seeks
+        // qa's applications one by one instead of walking every deployment by time.
+        let fact = EnvironmentFact { name: "elsewhere".into(), rank: 30, match_rules: json!({}) };
+        ledger.upsert_environment(&fact).await.unwrap();
+        for n in 0..40 {
+            let fact = ApplicationFact {
+                instance: "main".into(),
+                namespace: "argocd".into(),
+                name: format!("elsewhere-{n}"),
+                project: "shop".into(),
+                environment: Some("elsewhere".into()),
+                observed_at: T,
+                ..ApplicationFact::default()
+            };
+            ledger.upsert_application(&fact).await.unwrap();
+        }
+        assert_eq!(check_pages(backend, &ledger, &qa).await, by_time, "{backend}: either way, the same deployments");
+        // A cursor is only read as it was written.
+        for bad in ["", "12", "12.", ".3", "1.2.3", "-1.2", "a.b", "99999999999999999999.1"] {
+            assert!(bad.parse::<landfall_server::ledger::questions::ChangesCursor>().is_err(), "{backend}: {bad:?}");
+        }
     }
 }
 

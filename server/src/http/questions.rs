@@ -16,7 +16,8 @@ use crate::answer::AskResponse;
 use crate::ledger::Ledger;
 use crate::ledger::presence::Target;
 use crate::ledger::questions::{
-    Comparison, EnvironmentChanges, EnvironmentId, ManifestChanges, PlanError, RollbackPlan,
+    ChangesPage, Comparison, DEFAULT_DEPLOYMENT_PAGE, DEPLOYMENT_LIMIT, EnvironmentChanges, EnvironmentId,
+    ManifestChanges, PlanError, RollbackPlan,
 };
 use crate::timefmt::parse_rfc3339;
 
@@ -86,21 +87,47 @@ pub(crate) async fn environment(ledger: &Ledger, name: &str) -> Result<Environme
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
-pub struct WindowQuery {
+pub struct ChangesQuery {
     /// Start of the window (inclusive), RFC 3339 or a date; default: 7 days before `until`.
     since: Option<String>,
     /// End of the window (exclusive), RFC 3339 or a date; default: now.
     until: Option<String>,
+    /// Deployments per page, 1 to 500; default 20.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// The `next` of the previous page, to read the page after it.
+    after: Option<String>,
 }
 
-/// The deployments to an environment in a window, and the features and pull requests
-/// that entered (question 7).
+/// The page a `limit` / `after` pair asks for.
+fn page(limit: Option<&str>, after: Option<&str>) -> Result<ChangesPage, ApiError> {
+    let limit = match limit.map(str::trim) {
+        None | Some("") => DEFAULT_DEPLOYMENT_PAGE,
+        Some(text) => {
+            text.parse().ok().filter(|n| (1..=DEPLOYMENT_LIMIT).contains(n)).ok_or_else(|| ApiError::BadParameter {
+                field: "limit",
+                message: format!("is `{text}`; a whole number from 1 to {DEPLOYMENT_LIMIT} is accepted"),
+            })?
+        }
+    };
+    let after = match after.map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(text.parse().map_err(|()| ApiError::BadParameter {
+            field: "after",
+            message: format!("is `{text}`; pass the `next` of the previous page as it came"),
+        })?),
+    };
+    Ok(ChangesPage { after, limit })
+}
+
+/// The deployments to an environment in a window, a page at a time, and the features and
+/// pull requests that entered with them (question 7).
 #[utoipa::path(
     get,
     path = "/api/v1/environments/{env}/changes",
-    params(("env" = String, Path, description = "Environment name"), WindowQuery),
+    params(("env" = String, Path, description = "Environment name"), ChangesQuery),
     responses(
-        (status = 200, description = "Deployments in the window, oldest first, with what each changed", body = EnvironmentChanges),
+        (status = 200, description = "A page of the deployments in the window, oldest first, with what each changed; `next` reads the page after it", body = EnvironmentChanges),
         (status = 400, description = "A malformed parameter", body = ErrorBody),
         (status = 404, description = "Unknown environment", body = ErrorBody),
     )
@@ -108,13 +135,14 @@ pub struct WindowQuery {
 async fn changes(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<WindowQuery>, QueryRejection>,
+    query: Result<Query<ChangesQuery>, QueryRejection>,
 ) -> Result<Json<EnvironmentChanges>, ApiError> {
     let Path(env) = path.map_err(|r| ApiError::BadRequest(r.body_text()))?;
     let Query(query) = query.map_err(query_error)?;
     let (since, until) = window(query.since.as_deref(), query.until.as_deref())?;
+    let page = page(query.limit.as_deref(), query.after.as_deref())?;
     let environment = environment(&state.ledger, &env).await?;
-    Ok(Json(state.ledger.environment_changes(&environment, since, until).await?))
+    Ok(Json(state.ledger.environment_changes(&environment, since, until, page).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -10,11 +10,57 @@ use utoipa::ToSchema;
 use super::cards::{CommitSummary, FeatureRef, PullRequestRef, Signature};
 use super::changes::DiffCache;
 use super::presence::{ApplicationPresence, ApplicationRef, ChangeSet, Target, id_list, tuple_list};
-use super::{BeginWrite, Ledger, LedgerError, on_pool, read_rows};
+use super::{BeginWrite, Ledger, LedgerError, Pool, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
 
-/// The most deployments one changes answer lists.
+/// The most deployments one page of an environment's changes lists.
 pub const DEPLOYMENT_LIMIT: i64 = 500;
+
+/// Deployments per page of an environment's changes when the caller does not say.
+pub const DEFAULT_DEPLOYMENT_PAGE: i64 = 20;
+
+/// Where a page of an environment's changes starts: after this deployment, in the
+/// answer's order (time, then ledger id). Written `<milliseconds>.<id>` in `next` and
+/// `after`, which callers pass back as they got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangesCursor {
+    deployed_at: i64,
+    deployment_id: i64,
+}
+
+impl std::fmt::Display for ChangesCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.deployed_at, self.deployment_id)
+    }
+}
+
+impl std::str::FromStr for ChangesCursor {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (at, id) = text.split_once('.').ok_or(())?;
+        let number = |digits: &str| match digits.bytes().all(|b| b.is_ascii_digit()) && !digits.is_empty() {
+            true => digits.parse::<i64>().map_err(drop),
+            false => Err(()),
+        };
+        Ok(ChangesCursor { deployed_at: number(at)?, deployment_id: number(id)? })
+    }
+}
+
+/// Which deployments of a window one answer lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangesPage {
+    /// Start after this deployment; `None`: at the window's start.
+    pub after: Option<ChangesCursor>,
+    /// At most this many deployments (1 to [`DEPLOYMENT_LIMIT`]).
+    pub limit: i64,
+}
+
+impl Default for ChangesPage {
+    fn default() -> Self {
+        ChangesPage { after: None, limit: DEFAULT_DEPLOYMENT_PAGE }
+    }
+}
 
 /// An environment, as the ledger knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,15 +89,17 @@ pub struct EnvironmentChanges {
     pub environment: String,
     pub since: String,
     pub until: String,
-    /// Oldest first.
+    /// Oldest first; one page of the window's deployments.
     pub deployments: Vec<DeploymentChange>,
-    /// Features that some deployment in the window brought into an application.
+    /// Features that some deployment of this page brought into an application.
     pub features_entered: Vec<FeatureRef>,
     pub pull_requests_entered: Vec<PullRequestRef>,
-    /// Features that some deployment in the window took out (a rollback).
+    /// Features that some deployment of this page took out (a rollback).
     pub features_left: Vec<FeatureRef>,
-    /// More deployments or commits than an answer lists; the lists are cut.
+    /// Some deployment changed more commits than a change set lists; its lists are cut.
     pub truncated: bool,
+    /// The window has more deployments: pass this as `after` for the next page.
+    pub next: Option<String>,
 }
 
 /// `GET /api/v1/environments/compare`.
@@ -320,34 +368,65 @@ impl Ledger {
         environment: &EnvironmentId,
         since: i64,
         until: i64,
+        page: ChangesPage,
     ) -> Result<EnvironmentChanges, LedgerError> {
         // Booleans as integers: SQLite reads the rows as one JSON array (`read_rows!`).
         type Row = (i64, i64, String, String, String, i64, String, i64, Option<String>, i32, i32, Option<i64>);
+        // A page starts after a deployment: later, or at the same time with a greater id.
+        // Without a cursor, "after (since, 0)" holds for every deployment in the window.
+        let (after_at, after_id) = page.after.map_or((since, 0), |c| (c.deployed_at, c.deployment_id));
+        let from = match self.pool() {
+            // PostgreSQL's planner chooses between walking the environment's applications
+            // and walking every deployment by time, with its statistics.
+            Pool::Postgres(_) => "deployments d JOIN applications a ON a.id = d.application_id",
+            // SQLite has none (`landfall serve` never gathers them), so the choice is made
+            // here. Walking by time stops once the page is full and costs nothing for an
+            // empty window, but reads other environments' deployments on the way; seeking
+            // each application costs one seek per application, empty or not. The walk wins
+            // unless the environment holds few of the applications.
+            Pool::Sqlite(_) if self.holds_many_applications(environment.id).await? => {
+                "deployments d INDEXED BY deployments_succeeded_time CROSS JOIN applications a"
+            }
+            Pool::Sqlite(_) => "applications a CROSS JOIN deployments d INDEXED BY deployments_app_time",
+        };
         let picked = format!(
             "WITH picked AS (
                           SELECT d.id, d.application_id, a.instance, a.namespace, a.name, d.history_id, d.revision,
                                  COALESCE(d.finished_at, d.started_at) AS deployed_at, d.initiated_by,
                                  CAST(d.automated AS INTEGER) AS automated, CAST(d.is_rollback AS INTEGER) AS is_rollback,
                                  {} AS previous_id
-                          FROM deployments d JOIN applications a ON a.id = d.application_id
-                          WHERE a.environment_id = $1 AND d.phase = 'Succeeded'
+                          FROM {from}
+                          WHERE a.id = d.application_id AND a.environment_id = $1 AND d.phase = 'Succeeded'
                             AND COALESCE(d.finished_at, d.started_at) >= $2 AND COALESCE(d.finished_at, d.started_at) < $3
-                          ORDER BY COALESCE(d.finished_at, d.started_at), a.name, d.history_id LIMIT $4)",
-            previous_deployment("d")
+                            AND (COALESCE(d.finished_at, d.started_at) > $4
+                                 OR (COALESCE(d.finished_at, d.started_at) = $4 AND d.id > $5))
+                          ORDER BY COALESCE(d.finished_at, d.started_at), d.id LIMIT $6)",
+            previous_deployment("d"),
         );
+        let limit = page.limit.clamp(1, DEPLOYMENT_LIMIT);
         let rows: Vec<Row> = read_rows!(
             self,
             &picked,
             "id, application_id, instance, namespace, name, history_id, revision, deployed_at, initiated_by, automated, \
              is_rollback, previous_id",
             "FROM picked",
-            "deployed_at, name, history_id",
-            |q| q.bind(environment.id).bind(since).bind(until).bind(DEPLOYMENT_LIMIT + 1)
+            "deployed_at, id",
+            |q| q
+                .bind(environment.id)
+                .bind(since.max(after_at))
+                .bind(until)
+                .bind(after_at)
+                .bind(after_id)
+                .bind(limit + 1)
         );
-        let mut truncated = rows.len() as i64 > DEPLOYMENT_LIMIT;
-        let rows: Vec<Row> = rows.into_iter().take(DEPLOYMENT_LIMIT as usize).collect();
+        let next = match rows.len() as i64 > limit {
+            true => rows.get(limit as usize - 1).map(|row| ChangesCursor { deployed_at: row.7, deployment_id: row.0 }),
+            false => None,
+        };
+        let rows: Vec<Row> = rows.into_iter().take(limit as usize).collect();
         let pairs: Vec<(Option<i64>, i64)> = rows.iter().map(|row| (row.11, row.0)).collect();
         let change_sets = self.change_sets(&pairs, &mut DiffCache::default()).await?;
+        let mut truncated = false;
         let mut deployments = Vec::with_capacity(rows.len());
         let mut entered: BTreeMap<String, FeatureRef> = BTreeMap::new();
         let mut left: BTreeMap<String, FeatureRef> = BTreeMap::new();
@@ -379,7 +458,16 @@ impl Ledger {
             pull_requests_entered: pull_requests.into_values().collect(),
             features_left: left.into_values().collect(),
             truncated,
+            next: next.map(|cursor| cursor.to_string()),
         })
+    }
+
+    /// Whether an environment holds at least an eighth of the ledger's applications: then
+    /// walking all deployments by time meets its own soon enough.
+    async fn holds_many_applications(&self, environment: i64) -> Result<bool, LedgerError> {
+        let sql = "SELECT (SELECT COUNT(*) FROM applications WHERE environment_id = $1) * 8
+                          >= (SELECT COUNT(*) FROM applications)";
+        Ok(on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(environment).fetch_one(p).await?))
     }
 
     /// The features each environment runs now and the other does not.
