@@ -159,6 +159,11 @@ match = {{ labels = {{ env = "prod" }} }}
     );
     let (_, page) = get("/api/v1/applications?instance=second&sync=unknown").await;
     assert_eq!(page["total"], 0, "{backend}: the emulated staging app has a sync status: {page}");
+    for (query, field) in [("limit=ten", "limit"), ("limit=501", "limit"), ("deployments=0", "deployments")] {
+        let path = if field == "limit" { "/api/v1/applications" } else { "/api/v1/applications/main/velero-test" };
+        let (status, error) = get(&format!("{path}?{query}")).await;
+        assert_eq!((status, error["field"].as_str()), (400, Some(field)), "{backend}: {query}: {error}");
+    }
     let (status, error) = get("/api/v1/applications?health=fine").await;
     assert_eq!((status, error["field"].as_str()), (400, Some("health")), "{backend}: {error}");
     assert!(error["error"].as_str().unwrap().contains("Degraded"), "{backend}: lists what is accepted: {error}");

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::api::ErrorBody;
+use super::api::{ErrorBody, bounded};
 use super::error::ApiError;
 use super::questions::now_ms;
 use crate::argocd::client::{ArgoError, Client, Refresh};
@@ -1132,7 +1132,8 @@ async fn execute_step(state: &AppState, plan_id: i64, step: &StoredStep, disable
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AuditQuery {
     /// How many entries, newest first: 1 to 1000, default 100.
-    limit: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
 }
 
 /// `GET /api/v1/audit`.
@@ -1157,13 +1158,7 @@ async fn audit(
     State(state): State<AppState>,
     options: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<AuditLog>, ApiError> {
-    let limit = query(options)?.limit.unwrap_or(100);
-    if !(1..=AUDIT_LIMIT).contains(&limit) {
-        return Err(ApiError::BadParameter {
-            field: "limit",
-            message: format!("is {limit}; 1 to {AUDIT_LIMIT} is accepted"),
-        });
-    }
+    let limit = bounded("limit", query(options)?.limit.as_deref(), 100, AUDIT_LIMIT)?;
     Ok(Json(AuditLog { entries: state.ledger.audit_entries(limit).await? }))
 }
 

@@ -86,6 +86,20 @@ pub(crate) fn is_commit_prefix(sha: &str) -> bool {
     (4..=64).contains(&sha.len()) && sha.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A count from the query string, such as a page size: `default` when the parameter is absent
+/// or blank, otherwise a whole number from 1 to `max`, or a 400 naming `field`. Handlers
+/// read these parameters as text so that `limit=ten` is answered here, by name, rather than
+/// by the query string's deserialiser.
+pub(super) fn bounded(field: &'static str, text: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => text.parse().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| ApiError::BadParameter {
+            field,
+            message: format!("is `{text}`; a whole number from 1 to {max} is accepted"),
+        }),
+    }
+}
+
 fn path_error(rejection: PathRejection, accepted: &str) -> ApiError {
     ApiError::BadRequest(format!("{}; {accepted}", rejection.body_text()))
 }
@@ -177,4 +191,29 @@ async fn feature(
     } else {
         format!("feature {key} is not in the ledger")
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(result: Result<i64, ApiError>) -> (&'static str, String) {
+        match result {
+            Err(ApiError::BadParameter { field, message }) => (field, message),
+            other => panic!("expected a 400 naming the field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_count_is_a_whole_number_within_its_bounds_or_its_default() {
+        assert_eq!(bounded("limit", None, 20, 500).unwrap(), 20);
+        assert_eq!(bounded("limit", Some(" "), 20, 500).unwrap(), 20);
+        assert_eq!(bounded("limit", Some("1"), 20, 500).unwrap(), 1);
+        assert_eq!(bounded("limit", Some(" 500 "), 20, 500).unwrap(), 500);
+        for bad in ["0", "501", "-3", "ten", "2.5", "99999999999999999999"] {
+            let (field, message) = refusal(bounded("deployments", Some(bad), 20, 500));
+            assert_eq!(field, "deployments", "{bad}");
+            assert!(message.contains(&format!("`{bad}`")) && message.contains("1 to 500"), "{bad}: {message}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::api::ErrorBody;
+use super::api::{ErrorBody, bounded};
 use super::error::ApiError;
 use crate::ledger::application_views::{
     ApplicationDetail, ApplicationFilter, ApplicationPage, DEPLOYMENTS_LIMIT, Lookup, PAGE_LIMIT,
@@ -39,14 +39,6 @@ fn status_value(field: &'static str, value: Option<String>, accepted: &[&str]) -
     }
 }
 
-fn bounded(field: &'static str, value: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::BadParameter { field, message: format!("is {n}; accepted: 1 to {max}") }),
-    }
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// Environment name (any case).
@@ -67,7 +59,8 @@ pub struct ListQuery {
     /// Applications to skip; default 0.
     offset: Option<i64>,
     /// Page size; default 100, at most 500.
-    limit: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
 }
 
 /// Applications with their status, environment and current deployment, by name.
@@ -99,7 +92,7 @@ async fn list(
         text: blank(query.text),
         include_deleted: query.include_deleted,
         offset,
-        limit: bounded("limit", query.limit, DEFAULT_PAGE, PAGE_LIMIT)?,
+        limit: bounded("limit", query.limit.as_deref(), DEFAULT_PAGE, PAGE_LIMIT)?,
     };
     Ok(Json(state.ledger.list_applications(&filter).await?))
 }
@@ -109,7 +102,8 @@ pub struct DetailQuery {
     /// The Application's namespace; needed only when the instance has several of that name.
     namespace: Option<String>,
     /// Deployments to list, newest first; default 100, at most 1000.
-    deployments: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    deployments: Option<String>,
 }
 
 /// One application: status, sources, destination, environment, its deployments from the
@@ -136,7 +130,7 @@ async fn detail(
 ) -> Result<Json<ApplicationDetail>, ApiError> {
     let Path((instance, name)) = path.map_err(|r| ApiError::BadRequest(r.body_text()))?;
     let Query(query) = query.map_err(query_error)?;
-    let deployments = bounded("deployments", query.deployments, DEFAULT_DEPLOYMENTS, DEPLOYMENTS_LIMIT)?;
+    let deployments = bounded("deployments", query.deployments.as_deref(), DEFAULT_DEPLOYMENTS, DEPLOYMENTS_LIMIT)?;
     let namespace = query.namespace.filter(|n| !n.trim().is_empty());
     match state.ledger.application_detail(&instance, namespace.as_deref(), &name, deployments).await? {
         Lookup::Found(detail) => Ok(Json(detail)),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::api::ErrorBody;
+use super::api::{ErrorBody, bounded};
 use super::error::ApiError;
 use crate::answer::AskResponse;
 use crate::ledger::Ledger;
@@ -101,15 +101,7 @@ pub struct ChangesQuery {
 
 /// The page a `limit` / `after` pair asks for.
 fn page(limit: Option<&str>, after: Option<&str>) -> Result<ChangesPage, ApiError> {
-    let limit = match limit.map(str::trim) {
-        None | Some("") => DEFAULT_DEPLOYMENT_PAGE,
-        Some(text) => {
-            text.parse().ok().filter(|n| (1..=DEPLOYMENT_LIMIT).contains(n)).ok_or_else(|| ApiError::BadParameter {
-                field: "limit",
-                message: format!("is `{text}`; a whole number from 1 to {DEPLOYMENT_LIMIT} is accepted"),
-            })?
-        }
-    };
+    let limit = bounded("limit", limit, DEFAULT_DEPLOYMENT_PAGE, DEPLOYMENT_LIMIT)?;
     let after = match after.map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(text.parse().map_err(|()| ApiError::BadParameter {

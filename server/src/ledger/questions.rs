@@ -39,9 +39,11 @@ impl std::str::FromStr for ChangesCursor {
 
     fn from_str(text: &str) -> Result<Self, ()> {
         let (at, id) = text.split_once('.').ok_or(())?;
-        let number = |digits: &str| match digits.bytes().all(|b| b.is_ascii_digit()) && !digits.is_empty() {
-            true => digits.parse::<i64>().map_err(drop),
-            false => Err(()),
+        let number = |digits: &str| {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(());
+            }
+            digits.parse::<i64>().map_err(drop)
         };
         Ok(ChangesCursor { deployed_at: number(at)?, deployment_id: number(id)? })
     }
@@ -378,7 +380,7 @@ impl Ledger {
         let from = match self.pool() {
             // PostgreSQL's planner chooses between walking the environment's applications
             // and walking every deployment by time, with its statistics.
-            Pool::Postgres(_) => "deployments d JOIN applications a ON a.id = d.application_id",
+            Pool::Postgres(_) => "deployments d, applications a",
             // SQLite has none (`landfall serve` never gathers them), so the choice is made
             // here. Walking by time stops once the page is full and costs nothing for an
             // empty window, but reads other environments' deployments on the way; seeking
