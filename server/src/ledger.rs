@@ -98,6 +98,35 @@ pub(crate) fn plain_rows_sql(with: &str, columns: &str, from: &str, order: &str)
     format!("{with} SELECT {columns} {from}{}", order_by(order))
 }
 
+/// A `SELECT` of the rows of a list bound as one parameter, `$param`, holding a JSON
+/// array ([`json_list`]): `columns` name each column and give its PostgreSQL type
+/// (`bigint` or `text`). One column reads an array of values, several an array of arrays.
+/// Unlike one parameter per item, the statement's text is the same whatever the list's
+/// length, so each pooled connection prepares it once rather than once per length, and
+/// no list runs into a back end's bound on parameters.
+pub(crate) fn listed(pool: &Pool, param: usize, columns: &[(&str, &str)]) -> String {
+    let one = columns.len() == 1;
+    let picked: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (name, pg_type))| match pool {
+            Pool::Sqlite(_) if one => format!("value AS {name}"),
+            Pool::Sqlite(_) => format!("value ->> {i} AS {name}"),
+            Pool::Postgres(_) if one => format!("(e #>> '{{}}')::{pg_type} AS {name}"),
+            Pool::Postgres(_) => format!("(e ->> {i})::{pg_type} AS {name}"),
+        })
+        .collect();
+    match pool {
+        Pool::Sqlite(_) => format!("SELECT {} FROM json_each(${param})", picked.join(", ")),
+        Pool::Postgres(_) => format!("SELECT {} FROM jsonb_array_elements(${param}::jsonb) AS e", picked.join(", ")),
+    }
+}
+
+/// Items as one JSON array: the parameter [`listed`] reads, and how lists are stored.
+pub(crate) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).expect("ids, keys and names serialise to JSON")
+}
+
 fn order_by(order: &str) -> String {
     if order.is_empty() { String::new() } else { format!(" ORDER BY {order}") }
 }

@@ -1,10 +1,12 @@
 //! Presence by ancestry across a promotion, a rollback, a branch build and a force-push,
 //! on a real repository ingested by `landfall ingest`; on SQLite and PostgreSQL.
 
+use landfall_server::ledger::jira::IssueFact;
 use landfall_server::ledger::presence::Target;
 use landfall_server::ledger::questions::{ChangesPage, PlanError};
 use landfall_server::ledger::{
-    ApplicationFact, BuildFact, DeploymentFact, EnvironmentFact, ImageRef, Ledger, PipelineRunFact, ResourceFact,
+    ApplicationFact, BuildFact, DeploymentFact, EnvironmentFact, ImageRef, Ledger, PipelineRunFact, PullRequestFact,
+    ResourceFact,
 };
 use landfall_tests::git::{commit, git, make_history};
 use landfall_tests::{Server, TestDatabase, all_databases, eventually, run};
@@ -715,4 +717,101 @@ async fn an_older_ledger_learns_where_its_applications_read() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["commits"][0]["applications"][0]["name"], "shop-production", "{body}");
     assert_eq!(body["commits"][0]["paths"], json!(["envs/production/values.yaml"]), "{body}");
+}
+
+/// Every `SHOP-n` key and every `#n` number in the messages of `range`.
+fn named_in(
+    repo: &std::path::Path,
+    range: &str,
+) -> (std::collections::BTreeSet<String>, std::collections::BTreeSet<i64>) {
+    let messages = git(repo, &["log", "--format=%B", range]);
+    let digits = |text: &str| text.chars().take_while(char::is_ascii_digit).collect::<String>();
+    let keys = messages.split("SHOP-").skip(1).map(|rest| format!("SHOP-{}", digits(rest))).collect();
+    let numbers = messages.split('#').skip(1).filter_map(|rest| digits(rest).parse().ok()).collect();
+    (keys, numbers)
+}
+
+/// A change set of 500 features and 1,249 pull requests is named in full, entering
+/// and leaving, on both back ends: the lists are read whole, however long they are.
+#[tokio::test]
+async fn a_change_set_of_hundreds_of_features_is_named_in_full() {
+    for (backend, database) in all_databases().await {
+        let work = tempfile::tempdir().unwrap();
+        let repo = work.path().join("shop-api.git");
+        landfall_tests::git::generate_history(&repo, 1_500);
+        let config = work.path().join("landfall.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "database_url = \"{}\"\ndata_dir = \"{}\"\n[features]\nprojects = [\"SHOP\"]\n\n\
+                 [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\n",
+                database.url.expose(),
+                work.path().join("data").display(),
+                repo.display(),
+            ),
+        )
+        .unwrap();
+        let output = run(work.path(), &["ingest", "--config", config.to_str().unwrap()], &[]);
+        assert!(output.status.success(), "{backend}: {}", String::from_utf8_lossy(&output.stderr));
+        let root = git(&repo, &["rev-list", "--max-parents=0", "main"]);
+        let head = git(&repo, &["rev-parse", "main"]);
+        let (keys, numbers) = named_in(&repo, &format!("{root}..main"));
+        assert!(keys.len() > 450 && numbers.len() > 1_200, "{backend}: {} keys, {} numbers", keys.len(), numbers.len());
+
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        let issues: Vec<IssueFact> = keys
+            .iter()
+            .map(|key| IssueFact { key: key.clone(), summary: Some(format!("About {key}")), ..IssueFact::default() })
+            .collect();
+        ledger.record_jira_issues(&issues, T).await.unwrap();
+        for number in &numbers {
+            let fact = PullRequestFact {
+                repository: "shop-api".into(),
+                number: *number,
+                title: Some(format!("Change {number}")),
+                ..PullRequestFact::default()
+            };
+            ledger.upsert_pull_request(&fact).await.unwrap();
+        }
+        let fact = EnvironmentFact { name: "qa".into(), rank: 20, match_rules: json!({}) };
+        ledger.upsert_environment(&fact).await.unwrap();
+        let fact = ApplicationFact {
+            instance: "main".into(),
+            namespace: "argocd".into(),
+            name: "shop-qa".into(),
+            project: "shop".into(),
+            environment: Some("qa".into()),
+            observed_at: T,
+            ..ApplicationFact::default()
+        };
+        ledger.upsert_application(&fact).await.unwrap();
+        build(&ledger, "root", &root).await;
+        build(&ledger, "head", &head).await;
+        deploy(&ledger, "shop-qa", 1, ("", "root"), T + HOUR).await;
+        deploy(&ledger, "shop-qa", 2, ("root", "head"), T + 2 * HOUR).await;
+        deploy(&ledger, "shop-qa", 3, ("head", "root"), T + 3 * HOUR).await;
+
+        let qa = ledger.environment("qa").await.unwrap().unwrap();
+        let page = ChangesPage { after: None, limit: 500 };
+        let changes = ledger.environment_changes(&qa, T, T + 4 * HOUR, page).await.unwrap();
+        let [_, forward, back] = &changes.deployments[..] else { panic!("{backend}: {:?}", changes.deployments) };
+        for (set, features, pull_requests, way) in [
+            (&forward.changes, &forward.changes.features_entered, &forward.changes.pull_requests_entered, "entered"),
+            (&back.changes, &back.changes.features_left, &back.changes.pull_requests_left, "left"),
+        ] {
+            assert!(!set.truncated, "{backend}: {way}");
+            let named: std::collections::BTreeSet<String> = features
+                .iter()
+                .filter(|f| f.summary.as_deref() == Some(format!("About {}", f.key).as_str()))
+                .map(|f| f.key.clone())
+                .collect();
+            assert_eq!(named, keys, "{backend}: every feature that {way}, with its summary");
+            let titled: std::collections::BTreeSet<i64> = pull_requests
+                .iter()
+                .filter(|p| p.repo == "shop-api" && p.title == Some(format!("Change {}", p.number)))
+                .map(|p| p.number)
+                .collect();
+            assert_eq!(titled, numbers, "{backend}: every pull request that {way}, with its title");
+        }
+    }
 }

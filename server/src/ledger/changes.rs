@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::cards::{FeatureRef, PullRequestRef};
 use super::presence::{ChangeSet, Names, SourceSet, id_list, values_list};
-use super::{BeginWrite, Ledger, LedgerError, on_pool, read_rows};
+use super::{BeginWrite, Ledger, LedgerError, json_list, listed, on_pool, read_rows};
 
 /// Applications per batch when filling in missing change sets.
 const FILL_APPLICATIONS: usize = 100;
@@ -137,9 +137,8 @@ impl Ledger {
             .collect())
     }
 
-    /// The diffs of these pairs and the names of the
-    /// features and pull requests that enter with them, and with `with_left` also of
-    /// those that leave.
+    /// The diffs of these pairs and the names of the features and pull requests that enter
+    /// with them, and with `with_left` also of those that leave.
     async fn named_diffs(
         &self,
         mut pairs: Vec<Pair>,
@@ -237,9 +236,11 @@ impl Ledger {
     /// The stored diffs of these pairs whose links still hold.
     async fn stored_diffs(&self, pairs: &[Pair]) -> Result<HashMap<Pair, Diff>, LedgerError> {
         let mut diffs = HashMap::new();
-        for chunk in pairs.chunks(400) {
-            let wanted =
-                format!("WITH wanted (previous_id, deployment_id) AS (VALUES {})", values_list(1, chunk.len()));
+        if !pairs.is_empty() {
+            let wanted = format!(
+                "WITH wanted AS MATERIALIZED ({})",
+                listed(self.pool(), 1, &[("previous_id", "bigint"), ("deployment_id", "bigint")])
+            );
             let rows: Vec<(i64, i64, String)> = read_rows!(
                 self,
                 &wanted,
@@ -250,7 +251,7 @@ impl Ledger {
                  JOIN deployments p ON p.id = dc.previous_id AND p.sources_version = dc.previous_version
                  JOIN change_diffs cd ON cd.id = dc.diff_id",
                 "",
-                |q| chunk.iter().fold(q, |q, (previous, deployment)| q.bind(*previous).bind(*deployment))
+                |q| q.bind(json_list(pairs))
             );
             // A body this version cannot read is worked out again.
             diffs.extend(rows.into_iter().filter_map(|(previous, deployment, body)| {
@@ -272,18 +273,14 @@ impl Ledger {
         ids.dedup();
         // Versions first: a change to the sources after this read makes the link stale
         // rather than wrong.
-        let mut versions: HashMap<i64, i64> = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let sql = format!("SELECT id, sources_version FROM deployments WHERE id IN ({})", id_list(1, chunk.len()));
-            let rows: Vec<(i64, i64)> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                query.fetch_all(p).await?
-            });
-            versions.extend(rows);
-        }
+        let sql = format!(
+            "SELECT id, sources_version FROM deployments WHERE id IN ({})",
+            listed(self.pool(), 1, &[("id", "bigint")])
+        );
+        let versions: HashMap<i64, i64> =
+            on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(&ids)).fetch_all(p).await?)
+                .into_iter()
+                .collect();
         let sets = self.source_sets_each(&ids).await?;
         let empty = SourceSet::default();
         let digests: Vec<String> = pairs
@@ -293,16 +290,13 @@ impl Ledger {
         let mut unknown: Vec<&String> = digests.iter().filter(|d| !cache.by_sources.contains_key(*d)).collect();
         unknown.sort_unstable();
         unknown.dedup();
-        for chunk in unknown.chunks(500) {
-            let sql =
-                format!("SELECT id, sources, body FROM change_diffs WHERE sources IN ({})", id_list(1, chunk.len()));
-            let rows: Vec<(i64, String, String)> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for digest in chunk {
-                    query = query.bind(digest.as_str());
-                }
-                query.fetch_all(p).await?
-            });
+        if !unknown.is_empty() {
+            let sql = format!(
+                "SELECT id, sources, body FROM change_diffs WHERE sources IN ({})",
+                listed(self.pool(), 1, &[("digest", "text")])
+            );
+            let rows: Vec<(i64, String, String)> =
+                on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(&unknown)).fetch_all(p).await?);
             for (id, digest, body) in rows {
                 if let Ok(diff) = serde_json::from_str(&body) {
                     cache.by_sources.insert(digest, (id, diff));

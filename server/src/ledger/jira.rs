@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{BeginWrite, Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, json_list, on_pool};
 use crate::timefmt::format_rfc3339;
 
 /// One issue as Jira describes it, ready to store.
@@ -114,10 +114,6 @@ macro_rules! bind_issue {
             .bind(&fact.url)
             .bind(fact.updated_at)
     }};
-}
-
-fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
 fn parse_list(text: &str) -> Vec<String> {

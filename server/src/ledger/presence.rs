@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cards::{FeatureRef, PullRequestRef};
-use super::{Ledger, LedgerError, on_pool, read_rows};
+use super::{Ledger, LedgerError, json_list, listed, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
 
 /// The most commits one change set lists; a larger one is cut and says so.
@@ -439,8 +439,8 @@ impl Ledger {
     /// Each deployment's own source set, for many deployments in two queries.
     pub(super) async fn source_sets_each(&self, deployments: &[i64]) -> Result<HashMap<i64, SourceSet>, LedgerError> {
         let mut sets: HashMap<i64, SourceSet> = deployments.iter().map(|id| (*id, SourceSet::default())).collect();
-        for chunk in deployments.chunks(500) {
-            let ids = id_list(1, chunk.len());
+        if !deployments.is_empty() {
+            let ids = listed(self.pool(), 1, &[("id", "bigint")]);
             let bases_sql = format!(
                 "SELECT ds.deployment_id, ds.repository_id, sp.ref_name, MAX(sp.base_position) FROM deployment_sources ds
                  JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
@@ -452,14 +452,12 @@ impl Ledger {
                  WHERE ds.deployment_id IN ({ids})"
             );
             type Rows<T> = Vec<(i64, i64, String, T)>;
+            let list = json_list(deployments);
             let (bases, extras): (Rows<i64>, Rows<String>) = on_pool!(self.pool(), |p| {
-                let mut bases = sqlx::query_as(&bases_sql);
-                let mut extras = sqlx::query_as(&extras_sql);
-                for id in chunk {
-                    bases = bases.bind(*id);
-                    extras = extras.bind(*id);
-                }
-                (bases.fetch_all(p).await?, extras.fetch_all(p).await?)
+                (
+                    sqlx::query_as(&bases_sql).bind(&list).fetch_all(p).await?,
+                    sqlx::query_as(&extras_sql).bind(&list).fetch_all(p).await?,
+                )
             });
             for (deployment_id, repository_id, reference, base) in bases {
                 let set = sets.entry(deployment_id).or_default();
@@ -572,36 +570,36 @@ impl Ledger {
         &self,
         commits: &[(i64, String)],
     ) -> Result<(Vec<String>, Vec<(String, i64)>), LedgerError> {
-        let mut features: BTreeSet<String> = BTreeSet::new();
-        let mut pull_requests: BTreeSet<(String, i64)> = BTreeSet::new();
-        for chunk in commits.chunks(400) {
-            let values = values_list(1, chunk.len());
-            let feature_sql = format!(
-                "WITH target (repository_id, sha) AS (VALUES {values})
-                 SELECT DISTINCT f.key FROM target t
-                 JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
-                 JOIN commit_features cf ON cf.commit_id = c.id JOIN features f ON f.id = cf.feature_id"
-            );
-            let pull_request_sql = format!(
-                "WITH target (repository_id, sha) AS (VALUES {values})
-                 SELECT DISTINCT r.name, c.pull_request_number FROM target t
-                 JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
-                 JOIN repositories r ON r.id = c.repository_id
-                 WHERE c.pull_request_number IS NOT NULL"
-            );
-            let (feature_rows, pull_request_rows): (Vec<String>, Vec<(String, i64)>) = on_pool!(self.pool(), |p| {
-                let mut fq = sqlx::query_scalar(&feature_sql);
-                let mut pq = sqlx::query_as(&pull_request_sql);
-                for (repository_id, sha) in chunk {
-                    fq = fq.bind(*repository_id).bind(sha);
-                    pq = pq.bind(*repository_id).bind(sha);
-                }
-                (fq.fetch_all(p).await?, pq.fetch_all(p).await?)
-            });
-            features.extend(feature_rows);
-            pull_requests.extend(pull_request_rows);
+        if commits.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
-        Ok((features.into_iter().collect(), pull_requests.into_iter().collect()))
+        let target = format!(
+            "WITH target AS MATERIALIZED ({})",
+            listed(self.pool(), 1, &[("repository_id", "bigint"), ("sha", "text")])
+        );
+        let feature_sql = format!(
+            "{target}
+             SELECT DISTINCT f.key FROM target t
+             JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
+             JOIN commit_features cf ON cf.commit_id = c.id JOIN features f ON f.id = cf.feature_id"
+        );
+        let pull_request_sql = format!(
+            "{target}
+             SELECT DISTINCT r.name, c.pull_request_number FROM target t
+             JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
+             JOIN repositories r ON r.id = c.repository_id
+             WHERE c.pull_request_number IS NOT NULL"
+        );
+        let list = json_list(commits);
+        let (mut features, mut pull_requests): (Vec<String>, Vec<(String, i64)>) = on_pool!(self.pool(), |p| {
+            (
+                sqlx::query_scalar(&feature_sql).bind(&list).fetch_all(p).await?,
+                sqlx::query_as(&pull_request_sql).bind(&list).fetch_all(p).await?,
+            )
+        });
+        features.sort_unstable();
+        pull_requests.sort_unstable();
+        Ok((features, pull_requests))
     }
 
     /// Summaries and statuses of features, titles of pull requests, as known now.
@@ -611,11 +609,11 @@ impl Ledger {
         pull_requests: &[(String, i64)],
     ) -> Result<Names, LedgerError> {
         let mut names = Names::default();
-        for chunk in features.chunks(500) {
-            let from = format!("FROM features WHERE key IN ({})", id_list(1, chunk.len()));
+        if !features.is_empty() {
+            let from = format!("FROM features WHERE key IN ({})", listed(self.pool(), 1, &[("key", "text")]));
             let columns = "key, summary, status, CAST(not_found AS INTEGER)";
             let rows: Vec<(String, Option<String>, Option<String>, i32)> =
-                read_rows!(self, "", columns, &from, "", |q| chunk.iter().fold(q, |q, key| q.bind(key)));
+                read_rows!(self, "", columns, &from, "", |q| q.bind(json_list(features)));
             for (key, summary, status, not_found) in rows {
                 if not_found != 0 && self.exclude_not_found {
                     names.hidden.insert(key.clone());
@@ -623,14 +621,15 @@ impl Ledger {
                 names.features.insert(key.clone(), FeatureRef { key, summary, status });
             }
         }
-        for chunk in pull_requests.chunks(400) {
-            let with = format!("WITH wanted (repo, number) AS (VALUES {})", values_list(1, chunk.len()));
+        if !pull_requests.is_empty() {
+            let with = format!(
+                "WITH wanted AS MATERIALIZED ({})",
+                listed(self.pool(), 1, &[("repo", "text"), ("number", "bigint")])
+            );
             let from = "FROM wanted w JOIN repositories r ON r.name = w.repo
                         LEFT JOIN pull_requests pr ON pr.repository_id = r.id AND pr.number = w.number";
             let rows: Vec<(String, i64, Option<String>)> =
-                read_rows!(self, &with, "w.repo, w.number, pr.title", from, "", |q| chunk
-                    .iter()
-                    .fold(q, |q, (repo, number)| q.bind(repo).bind(*number)));
+                read_rows!(self, &with, "w.repo, w.number, pr.title", from, "", |q| q.bind(json_list(pull_requests)));
             for (repo, number, title) in rows {
                 names.pull_requests.insert((repo.clone(), number), PullRequestRef { repo, number, title });
             }
@@ -647,7 +646,7 @@ impl Ledger {
     ) -> Result<Vec<ImageChanges>, LedgerError> {
         let mut after: HashMap<i64, Vec<(i64, String, String)>> = HashMap::new();
         let mut application_of: HashMap<i64, i64> = HashMap::new();
-        for chunk in ids.chunks(500) {
+        if !ids.is_empty() {
             let rows: Vec<(i64, i64, i64, String, String)> = read_rows!(
                 self,
                 "",
@@ -656,10 +655,10 @@ impl Ledger {
                     "FROM deployment_images di JOIN images i ON i.id = di.image_id
                      JOIN deployments d ON d.id = di.deployment_id
                      WHERE di.side = 'after' AND di.deployment_id IN ({})",
-                    id_list(1, chunk.len())
+                    listed(self.pool(), 1, &[("id", "bigint")])
                 ),
                 "i.repository, i.tag",
-                |q| chunk.iter().fold(q, |q, id| q.bind(*id))
+                |q| q.bind(json_list(ids))
             );
             for (deployment_id, application_id, image_id, repository, tag) in rows {
                 application_of.insert(deployment_id, application_id);
@@ -688,8 +687,8 @@ impl Ledger {
         image_ids.dedup();
         let mut runs: HashMap<i64, BTreeSet<String>> = HashMap::new();
         let mut objects: HashMap<(i64, i64), BTreeSet<String>> = HashMap::new();
-        for chunk in image_ids.chunks(500) {
-            let list = id_list(1, chunk.len());
+        if !image_ids.is_empty() {
+            let list = listed(self.pool(), 1, &[("id", "bigint")]);
             type Run = (i64, Option<String>, Option<String>, Option<String>);
             type Object = (i64, i64, String, String, String);
             let run_rows: Vec<Run> = read_rows!(
@@ -701,7 +700,7 @@ impl Ledger {
                      WHERE b.ci_system IS NOT NULL AND b.image_id IN ({list})"
                 ),
                 "",
-                |q| chunk.iter().fold(q, |q, id| q.bind(*id))
+                |q| q.bind(json_list(&image_ids))
             );
             let object_rows: Vec<Object> = read_rows!(
                 self,
@@ -711,7 +710,7 @@ impl Ledger {
                     "FROM resource_images ri JOIN resources r ON r.id = ri.resource_id WHERE ri.image_id IN ({list})"
                 ),
                 "",
-                |q| chunk.iter().fold(q, |q, id| q.bind(*id))
+                |q| q.bind(json_list(&image_ids))
             );
             for (image_id, system, run, name) in run_rows {
                 let run = format!("{} {}", system.unwrap_or_default(), run.unwrap_or_default());
