@@ -9,9 +9,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::changes::DiffCache;
-use super::presence::{ChangeSet, id_list};
+use super::presence::ChangeSet;
 use super::questions::DeploymentRef;
-use super::{Ledger, LedgerError, on_pool};
+use super::{Ledger, LedgerError, json_list, listed, on_pool};
 use crate::timefmt::format_rfc3339;
 
 /// The most applications one page lists.
@@ -337,19 +337,14 @@ impl Ledger {
             on_pool!(self.pool(), |p| sqlx::query_as(sql).bind(application_id).bind(limit).fetch_all(p).await?);
         let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
         let mut images: HashMap<i64, Vec<String>> = HashMap::new();
-        for chunk in ids.chunks(500) {
+        if !ids.is_empty() {
             let sql = format!(
                 "SELECT di.deployment_id, i.repository, i.tag FROM deployment_images di JOIN images i ON i.id = di.image_id
                  WHERE di.side = 'after' AND di.deployment_id IN ({}) ORDER BY i.repository, i.tag",
-                id_list(1, chunk.len())
+                listed(self.pool(), 1, &[("id", "bigint")])
             );
-            let found: Vec<(i64, String, String)> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                query.fetch_all(p).await?
-            });
+            let found: Vec<(i64, String, String)> =
+                on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(&ids)).fetch_all(p).await?);
             for (deployment_id, repository, tag) in found {
                 images.entry(deployment_id).or_default().push(format!("{repository}:{tag}"));
             }

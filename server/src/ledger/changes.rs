@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::cards::{FeatureRef, PullRequestRef};
-use super::presence::{ChangeSet, Names, SourceSet, id_list, values_list};
+use super::presence::{ChangeSet, Names, SourceSet};
 use super::{BeginWrite, Ledger, LedgerError, json_list, listed, on_pool, read_rows};
 
 /// Applications per batch when filling in missing change sets.
@@ -198,15 +198,10 @@ impl Ledger {
                      SELECT 1 FROM deployment_changes dc JOIN deployments p ON p.id = dc.previous_id
                      WHERE dc.deployment_id = d.id AND dc.previous_id = d.previous_id
                        AND dc.deployment_version = d.sources_version AND dc.previous_version = p.sources_version)",
-                id_list(1, batch.len())
+                listed(self.pool(), 1, &[("id", "bigint")])
             );
-            let missing: Vec<Pair> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for id in batch {
-                    query = query.bind(*id);
-                }
-                query.fetch_all(p).await?
-            });
+            let missing: Vec<Pair> =
+                on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(batch)).fetch_all(p).await?);
             for chunk in missing.chunks(2000) {
                 let (_, unstored) = self.work_out(chunk, &mut cache).await?;
                 self.store(unstored, &mut cache).await?;
@@ -447,24 +442,19 @@ impl Ledger {
         commits: &[(i64, String)],
     ) -> Result<HashMap<(i64, String), CommitFacts>, LedgerError> {
         let mut said: HashMap<(i64, String), CommitFacts> = HashMap::with_capacity(commits.len());
-        for chunk in commits.chunks(400) {
+        if !commits.is_empty() {
             let sql = format!(
-                "WITH target (repository_id, sha) AS (VALUES {})
+                "WITH target AS MATERIALIZED ({})
                  SELECT c.repository_id, c.sha, r.name, c.pull_request_number, c.author_name, c.author_email,
                         c.committer_name, c.committer_email, f.key
                  FROM target t JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
                  JOIN repositories r ON r.id = c.repository_id
                  LEFT JOIN commit_features cf ON cf.commit_id = c.id LEFT JOIN features f ON f.id = cf.feature_id",
-                values_list(1, chunk.len())
+                listed(self.pool(), 1, &[("repository_id", "bigint"), ("sha", "text")])
             );
             type Row = (i64, String, String, Option<i64>, String, String, String, String, Option<String>);
-            let rows: Vec<Row> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for (repository_id, sha) in chunk {
-                    query = query.bind(*repository_id).bind(sha);
-                }
-                query.fetch_all(p).await?
-            });
+            let rows: Vec<Row> =
+                on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(commits)).fetch_all(p).await?);
             for (repository_id, sha, repo, number, an, ae, cn, ce, key) in rows {
                 let facts = said.entry((repository_id, sha)).or_insert_with(|| CommitFacts {
                     features: Vec::new(),

@@ -159,26 +159,6 @@ impl Names {
     }
 }
 
-/// `($start, $start+1), …`: `rows` pairs of parameters for a `VALUES` list.
-pub(super) fn values_list(start: usize, rows: usize) -> String {
-    tuple_list(start, rows, 2)
-}
-
-/// `rows` tuples of `width` parameters each, numbered from `start`, for a `VALUES` list.
-pub(super) fn tuple_list(start: usize, rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|i| {
-            let row: Vec<String> = (0..width).map(|j| format!("${}", start + width * i + j)).collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub(super) fn id_list(start: usize, count: usize) -> String {
-    (0..count).map(|i| format!("${}", start + i)).collect::<Vec<_>>().join(", ")
-}
-
 /// Binds a target's parameters, in the order [`target_commits_sql`] numbers them.
 macro_rules! bind_target {
     ($query:expr, $target:expr) => {
@@ -406,7 +386,7 @@ impl Ledger {
         if deployments.is_empty() {
             return Ok(set);
         }
-        let ids = id_list(1, deployments.len());
+        let ids = listed(self.pool(), 1, &[("id", "bigint")]);
         let bases_sql = format!(
             "SELECT ds.repository_id, sp.ref_name, MAX(sp.base_position) FROM deployment_sources ds
              JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
@@ -418,14 +398,12 @@ impl Ledger {
              WHERE ds.deployment_id IN ({ids})"
         );
         type Rows<T> = Vec<(i64, String, T)>;
+        let list = json_list(deployments);
         let (bases, extras): (Rows<i64>, Rows<String>) = on_pool!(self.pool(), |p| {
-            let mut bases = sqlx::query_as(&bases_sql);
-            let mut extras = sqlx::query_as(&extras_sql);
-            for id in deployments {
-                bases = bases.bind(*id);
-                extras = extras.bind(*id);
-            }
-            (bases.fetch_all(p).await?, extras.fetch_all(p).await?)
+            (
+                sqlx::query_as(&bases_sql).bind(&list).fetch_all(p).await?,
+                sqlx::query_as(&extras_sql).bind(&list).fetch_all(p).await?,
+            )
         });
         for (repository_id, reference, base) in bases {
             set.branches.entry((repository_id, reference)).or_default().0 = base;
@@ -536,23 +514,22 @@ impl Ledger {
         base: i64,
         shas: &[&String],
     ) -> Result<HashSet<String>, LedgerError> {
-        let mut found = HashSet::new();
-        for chunk in shas.chunks(500) {
-            let sql = format!(
-                "SELECT sha FROM commit_landings WHERE repository_id = $1 AND ref_name = $2 AND position <= $3
-                 AND sha IN ({})",
-                id_list(4, chunk.len())
-            );
-            let rows: Vec<String> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_scalar(&sql).bind(repository_id).bind(reference).bind(base);
-                for sha in chunk {
-                    query = query.bind(sha.as_str());
-                }
-                query.fetch_all(p).await?
-            });
-            found.extend(rows);
+        if shas.is_empty() {
+            return Ok(HashSet::new());
         }
-        Ok(found)
+        let sql = format!(
+            "SELECT sha FROM commit_landings WHERE repository_id = $1 AND ref_name = $2 AND position <= $3
+             AND sha IN ({})",
+            listed(self.pool(), 4, &[("sha", "text")])
+        );
+        let rows: Vec<String> = on_pool!(self.pool(), |p| sqlx::query_scalar(&sql)
+            .bind(repository_id)
+            .bind(reference)
+            .bind(base)
+            .bind(json_list(shas))
+            .fetch_all(p)
+            .await?);
+        Ok(rows.into_iter().collect())
     }
 
     /// The features and pull requests the commits belong to, with their summaries and titles.
@@ -790,22 +767,18 @@ impl Ledger {
         let (candidates, pull_requests) = self.features_and_pull_requests(&commits).await?;
         // A feature counts as present in `to` when any of its commits is.
         let mut present: HashSet<String> = HashSet::new();
-        for chunk in candidates.chunks(500) {
+        if !candidates.is_empty() {
             let sql = format!(
                 "SELECT f.key, c.repository_id, c.sha, cl.ref_name, cl.position FROM features f
                  JOIN commit_features cf ON cf.feature_id = f.id JOIN commits c ON c.id = cf.commit_id
                  LEFT JOIN commit_landings cl ON cl.repository_id = c.repository_id AND cl.sha = c.sha
                  WHERE f.key IN ({})",
-                id_list(1, chunk.len())
+                listed(self.pool(), 1, &[("key", "text")])
             );
+            let keys: Vec<&str> = candidates.iter().map(|feature| feature.key.as_str()).collect();
             type Row = (String, i64, String, Option<String>, Option<i64>);
-            let rows: Vec<Row> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql);
-                for feature in chunk {
-                    query = query.bind(&feature.key);
-                }
-                query.fetch_all(p).await?
-            });
+            let rows: Vec<Row> =
+                on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(&keys)).fetch_all(p).await?);
             for (key, repository_id, sha, reference, position) in rows {
                 let landed = reference.zip(position).is_some_and(|(reference, position)| {
                     to_set.branches.get(&(repository_id, reference)).is_some_and(|(base, _)| *base >= position)

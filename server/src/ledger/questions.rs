@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use super::cards::{CommitSummary, FeatureRef, PullRequestRef, Signature};
 use super::changes::DiffCache;
-use super::presence::{ApplicationPresence, ApplicationRef, ChangeSet, Target, id_list, tuple_list};
-use super::{BeginWrite, Ledger, LedgerError, Pool, on_pool, read_rows};
+use super::presence::{ApplicationPresence, ApplicationRef, ChangeSet, Target};
+use super::{BeginWrite, Ledger, LedgerError, Pool, json_list, listed, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
 
 /// The most deployments one page of an environment's changes lists.
@@ -573,9 +573,9 @@ impl Ledger {
         presence: &[ApplicationPresence],
     ) -> Result<BTreeMap<ApplicationRef, RollbackFacts>, LedgerError> {
         let mut facts = BTreeMap::new();
-        for chunk in presence.chunks(300) {
+        if !presence.is_empty() {
             let with = format!(
-                "WITH wanted (instance, namespace, name, deployment_id) AS (VALUES {}),
+                "WITH wanted AS MATERIALIZED ({}),
                  found AS (
                      SELECT w.instance, w.namespace, w.name, CAST(a.automated_sync AS INTEGER) AS automated_sync,
                             a.current_deployment_id, f.revision, COALESCE(f.finished_at, f.started_at) AS first_at,
@@ -583,7 +583,11 @@ impl Ledger {
                      FROM wanted w
                      JOIN applications a ON a.instance = w.instance AND a.namespace = w.namespace AND a.name = w.name
                      JOIN deployments f ON f.id = w.deployment_id AND f.application_id = a.id)",
-                tuple_list(1, chunk.len(), 4),
+                listed(
+                    self.pool(),
+                    1,
+                    &[("instance", "text"), ("namespace", "text"), ("name", "text"), ("deployment_id", "bigint")]
+                ),
                 previous_deployment("f")
             );
             type Row = (
@@ -599,6 +603,13 @@ impl Ledger {
                 Option<String>,
                 Option<i64>,
             );
+            let wanted: Vec<(&str, &str, &str, i64)> = presence
+                .iter()
+                .map(|p| {
+                    let app = &p.application;
+                    (app.instance.as_str(), app.namespace.as_str(), app.name.as_str(), p.first_deployment_id)
+                })
+                .collect();
             let rows: Vec<Row> = read_rows!(
                 self,
                 &with,
@@ -606,10 +617,7 @@ impl Ledger {
                  x.previous_id, p.history_id, p.revision, COALESCE(p.finished_at, p.started_at)",
                 "FROM found x LEFT JOIN deployments p ON p.id = x.previous_id",
                 "",
-                |q| chunk.iter().fold(q, |q, presence| {
-                    let app = &presence.application;
-                    q.bind(&app.instance).bind(&app.namespace).bind(&app.name).bind(presence.first_deployment_id)
-                })
+                |q| q.bind(json_list(&wanted))
             );
             for row in rows {
                 let (instance, namespace, name, automated_sync, current, first_revision, first_at) =
@@ -637,21 +645,20 @@ impl Ledger {
     ) -> Result<BTreeMap<String, Vec<ApplicationRef>>, LedgerError> {
         let paths: Vec<&str> = paths.iter().copied().collect();
         let mut watched: BTreeMap<String, Vec<ApplicationRef>> = BTreeMap::new();
-        for chunk in paths.chunks(500) {
+        if !paths.is_empty() {
             let sql = format!(
                 "SELECT s.path, a.instance, a.namespace, a.name FROM application_source_paths s
                  JOIN applications a ON a.id = s.application_id
                  WHERE s.repo_url = $1 AND s.path IN ({}) AND a.environment_id = $2 AND a.deleted_at IS NULL
                  ORDER BY s.path, a.name, a.namespace, a.instance",
-                id_list(3, chunk.len())
+                listed(self.pool(), 3, &[("path", "text")])
             );
-            let rows: Vec<(String, String, String, String)> = on_pool!(self.pool(), |p| {
-                let mut query = sqlx::query_as(&sql).bind(repo_url).bind(environment.id);
-                for path in chunk {
-                    query = query.bind(*path);
-                }
-                query.fetch_all(p).await?
-            });
+            let rows: Vec<(String, String, String, String)> = on_pool!(self.pool(), |p| sqlx::query_as(&sql)
+                .bind(repo_url)
+                .bind(environment.id)
+                .bind(json_list(&paths))
+                .fetch_all(p)
+                .await?);
             for (path, instance, namespace, name) in rows {
                 watched.entry(path).or_default().push(ApplicationRef { instance, namespace, name });
             }
