@@ -122,6 +122,19 @@ pub(crate) fn listed(pool: &Pool, param: usize, columns: &[(&str, &str)]) -> Str
     }
 }
 
+/// `column` is one of the items of a list bound as one JSON array, `$param` (see
+/// [`listed`]), of PostgreSQL type `pg_type`. PostgreSQL plans `IN (SELECT … FROM
+/// jsonb_array_elements(…))` as a hash join against a scan of the whole table, as it
+/// cannot know the list is short; `= ANY(ARRAY(…))` it answers with index lookups.
+pub(crate) fn is_listed(pool: &Pool, column: &str, param: usize, pg_type: &str) -> String {
+    match pool {
+        Pool::Sqlite(_) => format!("{column} IN (SELECT value FROM json_each(${param}))"),
+        Pool::Postgres(_) => {
+            format!("{column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${param}::jsonb)::{pg_type}))")
+        }
+    }
+}
+
 /// Items as one JSON array: the parameter [`listed`] reads, and how lists are stored.
 pub(crate) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).expect("ids, keys and names serialise to JSON")

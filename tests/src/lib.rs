@@ -55,6 +55,25 @@ pub fn run(workdir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run landfall")
 }
 
+/// Ingests the Git repository at `repo` into `database` as `shop-api`, with `SHOP-n` keys
+/// for features, by `landfall ingest` run in `work` with a configuration written there.
+pub fn ingest_shop_api(work: &Path, database: &TestDatabase, repo: &Path) {
+    let config = work.join("ingest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{}\"\ndata_dir = \"{}\"\n[features]\nprojects = [\"SHOP\"]\n\n\
+             [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\n",
+            database.url.expose(),
+            work.join("data").display(),
+            repo.display(),
+        ),
+    )
+    .unwrap();
+    let output = run(work, &["ingest", "--config", config.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
 /// A running `landfall serve`; stopped when dropped.
 pub struct Server {
     child: Child,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use landfall_emulators::argocd::{ArgoCd, Handle, Options};
 use landfall_server::ledger::{BuildFact, ImageRef, Ledger};
 use landfall_tests::git::{commit, git};
-use landfall_tests::{Server, TestDatabase, all_databases, eventually, run};
+use landfall_tests::{Server, TestDatabase, all_databases, eventually, ingest_shop_api};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -356,20 +356,7 @@ async fn plan(backend: &str, database: TestDatabase) {
     git(&repo, &["add", ".gitignore"]);
     let c1 = commit(&repo, "cart.txt", b"SHOP-1: add the cart\n");
     let c2 = commit(&repo, "checkout.txt", b"SHOP-2: checkout form\n");
-    let config = work.path().join("ingest.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"{}\"\ndata_dir = \"{}\"\n[features]\nprojects = [\"SHOP\"]\n\n\
-             [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\n",
-            database.url.expose(),
-            work.path().join("data").display(),
-            repo.display(),
-        ),
-    )
-    .unwrap();
-    let output = run(work.path(), &["ingest", "--config", config.to_str().unwrap()], &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    ingest_shop_api(work.path(), &database, &repo);
     let ledger = Ledger::open(&database.url).await.unwrap();
     build(&ledger, "1", &c1).await;
     build(&ledger, "2", &c2).await;

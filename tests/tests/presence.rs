@@ -9,7 +9,7 @@ use landfall_server::ledger::{
     ResourceFact,
 };
 use landfall_tests::git::{commit, git, make_history};
-use landfall_tests::{Server, TestDatabase, all_databases, eventually, run};
+use landfall_tests::{Server, TestDatabase, all_databases, eventually, ingest_shop_api, run};
 use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
@@ -739,20 +739,7 @@ async fn a_change_set_of_hundreds_of_features_is_named_in_full() {
         let work = tempfile::tempdir().unwrap();
         let repo = work.path().join("shop-api.git");
         landfall_tests::git::generate_history(&repo, 1_500);
-        let config = work.path().join("landfall.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "database_url = \"{}\"\ndata_dir = \"{}\"\n[features]\nprojects = [\"SHOP\"]\n\n\
-                 [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\n",
-                database.url.expose(),
-                work.path().join("data").display(),
-                repo.display(),
-            ),
-        )
-        .unwrap();
-        let output = run(work.path(), &["ingest", "--config", config.to_str().unwrap()], &[]);
-        assert!(output.status.success(), "{backend}: {}", String::from_utf8_lossy(&output.stderr));
+        ingest_shop_api(work.path(), &database, &repo);
         let root = git(&repo, &["rev-list", "--max-parents=0", "main"]);
         let head = git(&repo, &["rev-parse", "main"]);
         let (keys, numbers) = named_in(&repo, &format!("{root}..main"));

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::changes::DiffCache;
 use super::presence::ChangeSet;
 use super::questions::DeploymentRef;
-use super::{Ledger, LedgerError, json_list, listed, on_pool};
+use super::{Ledger, LedgerError, is_listed, json_list, on_pool};
 use crate::timefmt::format_rfc3339;
 
 /// The most applications one page lists.
@@ -340,8 +340,8 @@ impl Ledger {
         if !ids.is_empty() {
             let sql = format!(
                 "SELECT di.deployment_id, i.repository, i.tag FROM deployment_images di JOIN images i ON i.id = di.image_id
-                 WHERE di.side = 'after' AND di.deployment_id IN ({}) ORDER BY i.repository, i.tag",
-                listed(self.pool(), 1, &[("id", "bigint")])
+                 WHERE di.side = 'after' AND {} ORDER BY i.repository, i.tag",
+                is_listed(self.pool(), "di.deployment_id", 1, "bigint")
             );
             let found: Vec<(i64, String, String)> =
                 on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(&ids)).fetch_all(p).await?);

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::cards::{FeatureRef, PullRequestRef};
 use super::presence::{ChangeSet, Names, SourceSet};
-use super::{BeginWrite, Ledger, LedgerError, json_list, listed, on_pool, read_rows};
+use super::{BeginWrite, Ledger, LedgerError, is_listed, json_list, listed, on_pool, read_rows};
 
 /// Applications per batch when filling in missing change sets.
 const FILL_APPLICATIONS: usize = 100;
@@ -193,12 +193,12 @@ impl Ledger {
                      SELECT id, sources_version,
                             LAG(id) OVER (PARTITION BY application_id
                                           ORDER BY COALESCE(finished_at, started_at), incarnation, history_id) AS previous_id
-                     FROM deployments WHERE phase = 'Succeeded' AND application_id IN ({})) d
+                     FROM deployments WHERE phase = 'Succeeded' AND {}) d
                  WHERE d.previous_id IS NOT NULL AND NOT EXISTS (
                      SELECT 1 FROM deployment_changes dc JOIN deployments p ON p.id = dc.previous_id
                      WHERE dc.deployment_id = d.id AND dc.previous_id = d.previous_id
                        AND dc.deployment_version = d.sources_version AND dc.previous_version = p.sources_version)",
-                listed(self.pool(), 1, &[("id", "bigint")])
+                is_listed(self.pool(), "application_id", 1, "bigint")
             );
             let missing: Vec<Pair> =
                 on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(batch)).fetch_all(p).await?);
@@ -268,10 +268,8 @@ impl Ledger {
         ids.dedup();
         // Versions first: a change to the sources after this read makes the link stale
         // rather than wrong.
-        let sql = format!(
-            "SELECT id, sources_version FROM deployments WHERE id IN ({})",
-            listed(self.pool(), 1, &[("id", "bigint")])
-        );
+        let sql =
+            format!("SELECT id, sources_version FROM deployments WHERE {}", is_listed(self.pool(), "id", 1, "bigint"));
         let versions: HashMap<i64, i64> =
             on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(&ids)).fetch_all(p).await?)
                 .into_iter()
@@ -287,8 +285,8 @@ impl Ledger {
         unknown.dedup();
         if !unknown.is_empty() {
             let sql = format!(
-                "SELECT id, sources, body FROM change_diffs WHERE sources IN ({})",
-                listed(self.pool(), 1, &[("digest", "text")])
+                "SELECT id, sources, body FROM change_diffs WHERE {}",
+                is_listed(self.pool(), "sources", 1, "text")
             );
             let rows: Vec<(i64, String, String)> =
                 on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(&unknown)).fetch_all(p).await?);

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cards::{FeatureRef, PullRequestRef};
-use super::{Ledger, LedgerError, json_list, listed, on_pool, read_rows};
+use super::{Ledger, LedgerError, is_listed, json_list, listed, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
 
 /// The most commits one change set lists; a larger one is cut and says so.
@@ -386,16 +386,16 @@ impl Ledger {
         if deployments.is_empty() {
             return Ok(set);
         }
-        let ids = listed(self.pool(), 1, &[("id", "bigint")]);
+        let listed_ids = is_listed(self.pool(), "ds.deployment_id", 1, "bigint");
         let bases_sql = format!(
             "SELECT ds.repository_id, sp.ref_name, MAX(sp.base_position) FROM deployment_sources ds
              JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
-             WHERE ds.deployment_id IN ({ids}) GROUP BY ds.repository_id, sp.ref_name"
+             WHERE {listed_ids} GROUP BY ds.repository_id, sp.ref_name"
         );
         let extras_sql = format!(
             "SELECT DISTINCT ds.repository_id, x.ref_name, x.extra_sha FROM deployment_sources ds
              JOIN source_point_extras x ON x.repository_id = ds.repository_id AND x.sha = ds.sha
-             WHERE ds.deployment_id IN ({ids})"
+             WHERE {listed_ids}"
         );
         type Rows<T> = Vec<(i64, String, T)>;
         let list = json_list(deployments);
@@ -418,16 +418,16 @@ impl Ledger {
     pub(super) async fn source_sets_each(&self, deployments: &[i64]) -> Result<HashMap<i64, SourceSet>, LedgerError> {
         let mut sets: HashMap<i64, SourceSet> = deployments.iter().map(|id| (*id, SourceSet::default())).collect();
         if !deployments.is_empty() {
-            let ids = listed(self.pool(), 1, &[("id", "bigint")]);
+            let listed_ids = is_listed(self.pool(), "ds.deployment_id", 1, "bigint");
             let bases_sql = format!(
                 "SELECT ds.deployment_id, ds.repository_id, sp.ref_name, MAX(sp.base_position) FROM deployment_sources ds
                  JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
-                 WHERE ds.deployment_id IN ({ids}) GROUP BY ds.deployment_id, ds.repository_id, sp.ref_name"
+                 WHERE {listed_ids} GROUP BY ds.deployment_id, ds.repository_id, sp.ref_name"
             );
             let extras_sql = format!(
                 "SELECT DISTINCT ds.deployment_id, ds.repository_id, x.ref_name, x.extra_sha FROM deployment_sources ds
                  JOIN source_point_extras x ON x.repository_id = ds.repository_id AND x.sha = ds.sha
-                 WHERE ds.deployment_id IN ({ids})"
+                 WHERE {listed_ids}"
             );
             type Rows<T> = Vec<(i64, i64, String, T)>;
             let list = json_list(deployments);
@@ -519,8 +519,8 @@ impl Ledger {
         }
         let sql = format!(
             "SELECT sha FROM commit_landings WHERE repository_id = $1 AND ref_name = $2 AND position <= $3
-             AND sha IN ({})",
-            listed(self.pool(), 4, &[("sha", "text")])
+             AND {}",
+            is_listed(self.pool(), "sha", 4, "text")
         );
         let rows: Vec<String> = on_pool!(self.pool(), |p| sqlx::query_scalar(&sql)
             .bind(repository_id)
@@ -587,7 +587,7 @@ impl Ledger {
     ) -> Result<Names, LedgerError> {
         let mut names = Names::default();
         if !features.is_empty() {
-            let from = format!("FROM features WHERE key IN ({})", listed(self.pool(), 1, &[("key", "text")]));
+            let from = format!("FROM features WHERE {}", is_listed(self.pool(), "key", 1, "text"));
             let columns = "key, summary, status, CAST(not_found AS INTEGER)";
             let rows: Vec<(String, Option<String>, Option<String>, i32)> =
                 read_rows!(self, "", columns, &from, "", |q| q.bind(json_list(features)));
@@ -631,8 +631,8 @@ impl Ledger {
                 &format!(
                     "FROM deployment_images di JOIN images i ON i.id = di.image_id
                      JOIN deployments d ON d.id = di.deployment_id
-                     WHERE di.side = 'after' AND di.deployment_id IN ({})",
-                    listed(self.pool(), 1, &[("id", "bigint")])
+                     WHERE di.side = 'after' AND {}",
+                    is_listed(self.pool(), "di.deployment_id", 1, "bigint")
                 ),
                 "i.repository, i.tag",
                 |q| q.bind(json_list(ids))
@@ -665,7 +665,8 @@ impl Ledger {
         let mut runs: HashMap<i64, BTreeSet<String>> = HashMap::new();
         let mut objects: HashMap<(i64, i64), BTreeSet<String>> = HashMap::new();
         if !image_ids.is_empty() {
-            let list = listed(self.pool(), 1, &[("id", "bigint")]);
+            let built = is_listed(self.pool(), "b.image_id", 1, "bigint");
+            let running = is_listed(self.pool(), "ri.image_id", 1, "bigint");
             type Run = (i64, Option<String>, Option<String>, Option<String>);
             type Object = (i64, i64, String, String, String);
             let run_rows: Vec<Run> = read_rows!(
@@ -674,7 +675,7 @@ impl Ledger {
                 "b.image_id, b.ci_system, b.run_id, pr.name",
                 &format!(
                     "FROM builds b LEFT JOIN pipeline_runs pr ON pr.ci_system = b.ci_system AND pr.run_id = b.run_id
-                     WHERE b.ci_system IS NOT NULL AND b.image_id IN ({list})"
+                     WHERE b.ci_system IS NOT NULL AND {built}"
                 ),
                 "",
                 |q| q.bind(json_list(&image_ids))
@@ -683,9 +684,7 @@ impl Ledger {
                 self,
                 "",
                 "ri.image_id, r.application_id, r.kind, r.namespace, r.name",
-                &format!(
-                    "FROM resource_images ri JOIN resources r ON r.id = ri.resource_id WHERE ri.image_id IN ({list})"
-                ),
+                &format!("FROM resource_images ri JOIN resources r ON r.id = ri.resource_id WHERE {running}"),
                 "",
                 |q| q.bind(json_list(&image_ids))
             );
@@ -772,8 +771,8 @@ impl Ledger {
                 "SELECT f.key, c.repository_id, c.sha, cl.ref_name, cl.position FROM features f
                  JOIN commit_features cf ON cf.feature_id = f.id JOIN commits c ON c.id = cf.commit_id
                  LEFT JOIN commit_landings cl ON cl.repository_id = c.repository_id AND cl.sha = c.sha
-                 WHERE f.key IN ({})",
-                listed(self.pool(), 1, &[("key", "text")])
+                 WHERE {}",
+                is_listed(self.pool(), "f.key", 1, "text")
             );
             let keys: Vec<&str> = candidates.iter().map(|feature| feature.key.as_str()).collect();
             type Row = (String, i64, String, Option<String>, Option<i64>);

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::cards::{CommitSummary, FeatureRef, PullRequestRef, Signature};
 use super::changes::DiffCache;
 use super::presence::{ApplicationPresence, ApplicationRef, ChangeSet, Target};
-use super::{BeginWrite, Ledger, LedgerError, Pool, json_list, listed, on_pool, read_rows};
+use super::{BeginWrite, Ledger, LedgerError, Pool, is_listed, json_list, listed, on_pool, read_rows};
 use crate::timefmt::format_rfc3339;
 
 /// The most deployments one page of an environment's changes lists.
@@ -649,9 +649,9 @@ impl Ledger {
             let sql = format!(
                 "SELECT s.path, a.instance, a.namespace, a.name FROM application_source_paths s
                  JOIN applications a ON a.id = s.application_id
-                 WHERE s.repo_url = $1 AND s.path IN ({}) AND a.environment_id = $2 AND a.deleted_at IS NULL
+                 WHERE s.repo_url = $1 AND {} AND a.environment_id = $2 AND a.deleted_at IS NULL
                  ORDER BY s.path, a.name, a.namespace, a.instance",
-                listed(self.pool(), 3, &[("path", "text")])
+                is_listed(self.pool(), "s.path", 3, "text")
             );
             let rows: Vec<(String, String, String, String)> = on_pool!(self.pool(), |p| sqlx::query_as(&sql)
                 .bind(repo_url)
