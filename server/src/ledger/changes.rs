@@ -88,9 +88,11 @@ impl Ledger {
         let mut ids: Vec<i64> = pairs.iter().flat_map(|(from, to)| from.iter().copied().chain([*to])).collect();
         ids.sort_unstable();
         ids.dedup();
-        let images = self.changed_images(pairs, &ids).await?;
         let wanted = pairs.iter().filter_map(|(from, to)| from.map(|from| (from, *to))).collect();
-        let (diffs, names) = self.named_diffs(wanted, cache, true).await?;
+        // Independent reads, on two pooled connections at once: a page's wait is the
+        // longer of the two, not their sum.
+        let (images, (diffs, names)) =
+            tokio::try_join!(self.changed_images(pairs, &ids), self.named_diffs(wanted, cache, true))?;
         Ok(pairs
             .iter()
             .zip(images)
