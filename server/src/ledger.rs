@@ -21,8 +21,10 @@ mod reads;
 mod rebuild;
 mod repositories;
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
@@ -216,6 +218,9 @@ pub struct Ledger {
     url: DatabaseUrl,
     /// `[features] exclude_not_found`: keys Jira does not know are left out of reads.
     exclude_not_found: bool,
+    /// Per environment, whether it held many of the applications when last counted, and
+    /// when: SQLite's plan for question 7 depends on it (see `environment_changes`).
+    application_shares: Arc<Mutex<HashMap<i64, (Instant, bool)>>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -281,7 +286,7 @@ impl Ledger {
                 Pool::Postgres(pool)
             }
         };
-        Ok(Ledger { pool, url: url.clone(), exclude_not_found: false })
+        Ok(Ledger { pool, url: url.clone(), exclude_not_found: false, application_shares: Arc::default() })
     }
 
     /// Connects and brings the schema up to date: what `landfall serve` does at start-up.

@@ -585,20 +585,21 @@ impl Ledger {
         features: &[String],
         pull_requests: &[(String, i64)],
     ) -> Result<Names, LedgerError> {
-        let mut names = Names::default();
-        if !features.is_empty() {
+        // Independent reads, on two pooled connections at once.
+        let feature_rows = async {
+            if features.is_empty() {
+                return Ok(Vec::new());
+            }
             let from = format!("FROM features WHERE {}", is_listed(self.pool(), "key", 1, "text"));
             let columns = "key, summary, status, CAST(not_found AS INTEGER)";
             let rows: Vec<(String, Option<String>, Option<String>, i32)> =
                 read_rows!(self, "", columns, &from, "", |q| q.bind(json_list(features)));
-            for (key, summary, status, not_found) in rows {
-                if not_found != 0 && self.exclude_not_found {
-                    names.hidden.insert(key.clone());
-                }
-                names.features.insert(key.clone(), FeatureRef { key, summary, status });
+            Ok::<_, LedgerError>(rows)
+        };
+        let pull_request_rows = async {
+            if pull_requests.is_empty() {
+                return Ok(Vec::new());
             }
-        }
-        if !pull_requests.is_empty() {
             let with = format!(
                 "WITH wanted AS MATERIALIZED ({})",
                 listed(self.pool(), 1, &[("repo", "text"), ("number", "bigint")])
@@ -607,9 +608,18 @@ impl Ledger {
                         LEFT JOIN pull_requests pr ON pr.repository_id = r.id AND pr.number = w.number";
             let rows: Vec<(String, i64, Option<String>)> =
                 read_rows!(self, &with, "w.repo, w.number, pr.title", from, "", |q| q.bind(json_list(pull_requests)));
-            for (repo, number, title) in rows {
-                names.pull_requests.insert((repo.clone(), number), PullRequestRef { repo, number, title });
+            Ok(rows)
+        };
+        let (feature_rows, pull_request_rows) = tokio::try_join!(feature_rows, pull_request_rows)?;
+        let mut names = Names::default();
+        for (key, summary, status, not_found) in feature_rows {
+            if not_found != 0 && self.exclude_not_found {
+                names.hidden.insert(key.clone());
             }
+            names.features.insert(key.clone(), FeatureRef { key, summary, status });
+        }
+        for (repo, number, title) in pull_request_rows {
+            names.pull_requests.insert((repo.clone(), number), PullRequestRef { repo, number, title });
         }
         Ok(names)
     }
@@ -669,25 +679,33 @@ impl Ledger {
             let running = is_listed(self.pool(), "ri.image_id", 1, "bigint");
             type Run = (i64, Option<String>, Option<String>, Option<String>);
             type Object = (i64, i64, String, String, String);
-            let run_rows: Vec<Run> = read_rows!(
-                self,
-                "",
-                "b.image_id, b.ci_system, b.run_id, pr.name",
-                &format!(
-                    "FROM builds b LEFT JOIN pipeline_runs pr ON pr.ci_system = b.ci_system AND pr.run_id = b.run_id
-                     WHERE b.ci_system IS NOT NULL AND {built}"
-                ),
-                "",
-                |q| q.bind(json_list(&image_ids))
-            );
-            let object_rows: Vec<Object> = read_rows!(
-                self,
-                "",
-                "ri.image_id, r.application_id, r.kind, r.namespace, r.name",
-                &format!("FROM resource_images ri JOIN resources r ON r.id = ri.resource_id WHERE {running}"),
-                "",
-                |q| q.bind(json_list(&image_ids))
-            );
+            // Independent reads, on two pooled connections at once.
+            let run_rows = async {
+                let rows: Vec<Run> = read_rows!(
+                    self,
+                    "",
+                    "b.image_id, b.ci_system, b.run_id, pr.name",
+                    &format!(
+                        "FROM builds b LEFT JOIN pipeline_runs pr ON pr.ci_system = b.ci_system AND pr.run_id = b.run_id
+                         WHERE b.ci_system IS NOT NULL AND {built}"
+                    ),
+                    "",
+                    |q| q.bind(json_list(&image_ids))
+                );
+                Ok::<_, LedgerError>(rows)
+            };
+            let object_rows = async {
+                let rows: Vec<Object> = read_rows!(
+                    self,
+                    "",
+                    "ri.image_id, r.application_id, r.kind, r.namespace, r.name",
+                    &format!("FROM resource_images ri JOIN resources r ON r.id = ri.resource_id WHERE {running}"),
+                    "",
+                    |q| q.bind(json_list(&image_ids))
+                );
+                Ok(rows)
+            };
+            let (run_rows, object_rows) = tokio::try_join!(run_rows, object_rows)?;
             for (image_id, system, run, name) in run_rows {
                 let run = format!("{} {}", system.unwrap_or_default(), run.unwrap_or_default());
                 runs.entry(image_id).or_default().insert(match name {

@@ -3,6 +3,7 @@
 //! the plan for rolling it back to just before something shipped.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -421,9 +422,10 @@ impl Ledger {
                 .bind(after_id)
                 .bind(limit + 1)
         );
-        let next = match rows.len() as i64 > limit {
-            true => rows.get(limit as usize - 1).map(|row| ChangesCursor { deployed_at: row.7, deployment_id: row.0 }),
-            false => None,
+        let next = if rows.len() as i64 > limit {
+            rows.get(limit as usize - 1).map(|row| ChangesCursor { deployed_at: row.7, deployment_id: row.0 })
+        } else {
+            None
         };
         let rows: Vec<Row> = rows.into_iter().take(limit as usize).collect();
         let pairs: Vec<(Option<i64>, i64)> = rows.iter().map(|row| (row.11, row.0)).collect();
@@ -465,11 +467,19 @@ impl Ledger {
     }
 
     /// Whether an environment holds at least an eighth of the ledger's applications: then
-    /// walking all deployments by time meets its own soon enough.
+    /// walking all deployments by time meets its own soon enough. Counted at most once a
+    /// minute per environment: the answer only chooses how to read, not what is read.
     async fn holds_many_applications(&self, environment: i64) -> Result<bool, LedgerError> {
+        const RECOUNT_AFTER: Duration = Duration::from_secs(60);
+        let known = self.application_shares.lock().expect("not poisoned").get(&environment).copied();
+        if let Some((_, many)) = known.filter(|(at, _)| at.elapsed() < RECOUNT_AFTER) {
+            return Ok(many);
+        }
         let sql = "SELECT (SELECT COUNT(*) FROM applications WHERE environment_id = $1) * 8
                           >= (SELECT COUNT(*) FROM applications)";
-        Ok(on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(environment).fetch_one(p).await?))
+        let many = on_pool!(self.pool(), |p| sqlx::query_scalar(sql).bind(environment).fetch_one(p).await?);
+        self.application_shares.lock().expect("not poisoned").insert(environment, (Instant::now(), many));
+        Ok(many)
     }
 
     /// The features each environment runs now and the other does not.
