@@ -220,35 +220,45 @@ pub async fn sync(
     // A walk that excludes nothing lists every commit the tips contain, so it is the
     // whole graph each branch is numbered from (`land`) and no second walk is needed.
     let mut whole_graph: Option<Vec<(String, Vec<String>)>> = old_present.is_empty().then(Vec::new);
-    if !new_tips.is_empty() {
-        let mut revisions: Vec<String> = new_tips.iter().map(|(_, sha)| sha.clone()).collect();
-        revisions.push("--not".into());
-        revisions.extend(old_present.iter().cloned());
-        let mut features = BTreeSet::new();
-        let mut pull_requests = BTreeSet::new();
-        let mut batches = walk(&repository, &revisions, projects)?;
-        while let Some(batch) = batches.recv().await {
-            let batch = batch?;
-            ledger.record_commits(&batch).await?;
-            for commit in &batch {
-                features.extend(commit.feature_keys.iter().cloned());
-                pull_requests.extend(commit.pull_request_number);
+    // The first history of an empty ledger is stored without the history tables'
+    // secondary indexes, which are built once it is in, whether or not storing it failed.
+    let deferred = whole_graph.is_some() && !new_tips.is_empty() && ledger.defer_history_indexes().await?;
+    let stored = async {
+        if !new_tips.is_empty() {
+            let mut revisions: Vec<String> = new_tips.iter().map(|(_, sha)| sha.clone()).collect();
+            revisions.push("--not".into());
+            revisions.extend(old_present.iter().cloned());
+            let mut features = BTreeSet::new();
+            let mut pull_requests = BTreeSet::new();
+            let mut batches = walk(&repository, &revisions, projects)?;
+            while let Some(batch) = batches.recv().await {
+                let batch = batch?;
+                ledger.record_commits(&batch).await?;
+                for commit in &batch {
+                    features.extend(commit.feature_keys.iter().cloned());
+                    pull_requests.extend(commit.pull_request_number);
+                }
+                report.new_commits += batch.len();
+                if let Some(graph) = &mut whole_graph {
+                    graph.extend(batch.into_iter().map(|commit| (commit.sha, commit.parents)));
+                }
             }
-            report.new_commits += batch.len();
-            if let Some(graph) = &mut whole_graph {
-                graph.extend(batch.into_iter().map(|commit| (commit.sha, commit.parents)));
-            }
+            report.features = features.len();
+            report.pull_requests = pull_requests.len();
         }
-        report.features = features.len();
-        report.pull_requests = pull_requests.len();
-    }
 
-    let old_by_ref: Vec<(String, String)> = ledger.repository_tips(&config.name).await?;
-    for (reference, new_sha) in &new_tips {
-        let old = old_by_ref.iter().find(|(r, _)| r == reference).map(|(_, sha)| sha.as_str());
-        let old = old.filter(|sha| old_present.iter().any(|p| p == sha));
-        land(ledger, &repository, reference, old, new_sha, whole_graph.as_deref()).await?;
+        let old_by_ref: Vec<(String, String)> = ledger.repository_tips(&config.name).await?;
+        for (reference, new_sha) in &new_tips {
+            let old = old_by_ref.iter().find(|(r, _)| r == reference).map(|(_, sha)| sha.as_str());
+            let old = old.filter(|sha| old_present.iter().any(|p| p == sha));
+            land(ledger, &repository, reference, old, new_sha, whole_graph.as_deref()).await?;
+        }
+        Ok::<_, GitError>(())
     }
+    .await;
+    let restored = if deferred { ledger.restore_deferred_indexes().await.map(drop) } else { Ok(()) };
+    stored?;
+    restored?;
     if config.kind == crate::config::RepositoryKind::Manifests && !new_tips.is_empty() {
         let mut revisions: Vec<String> = new_tips.iter().map(|(_, sha)| sha.clone()).collect();
         revisions.push("--not".into());

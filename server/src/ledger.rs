@@ -320,10 +320,15 @@ impl Ledger {
                 SQLITE_MIGRATIONS.run(pool).await.map_err(failed)?;
                 rebuild::drop_old_deployment_key(pool)
                     .await
-                    .map_err(|error| LedgerError::Migration { url: self.url.redacted(), reason: error.to_string() })
+                    .map_err(|error| LedgerError::Migration { url: self.url.redacted(), reason: error.to_string() })?;
             }
-            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await.map_err(failed),
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await.map_err(failed)?,
         }
+        // Indexes a first ingest dropped and did not build again: it was stopped half-way.
+        self.restore_deferred_indexes()
+            .await
+            .map_err(|error| LedgerError::Migration { url: self.url.redacted(), reason: error.to_string() })?;
+        Ok(())
     }
 
     pub fn backend(&self) -> &'static str {

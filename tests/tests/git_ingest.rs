@@ -105,6 +105,74 @@ async fn ingest_walks_new_commits_and_survives_force_pushes_on_every_backend() {
     }
 }
 
+/// The history tables' indexes as the database's catalog has them: name, definition and
+/// (on PostgreSQL, where building an index again gives it a new one) object id.
+async fn history_indexes(backend: &str, database: &TestDatabase) -> Vec<(String, String, i64)> {
+    use sqlx::Connection;
+    let tables = "('commits', 'commit_parents', 'commit_features', 'pull_requests', 'pull_request_features',
+                   'commit_landings')";
+    if backend == "sqlite" {
+        let mut connection = sqlx::SqliteConnection::connect_with(&database.sqlite_options()).await.unwrap();
+        let sql = format!(
+            "SELECT name, sql, 0 FROM sqlite_master
+             WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN {tables} ORDER BY name"
+        );
+        sqlx::query_as(&sql).fetch_all(&mut connection).await.unwrap()
+    } else {
+        let mut connection = sqlx::PgConnection::connect(database.url.expose()).await.unwrap();
+        let sql = format!(
+            "SELECT indexname::text, indexdef, indexname::regclass::oid::bigint FROM pg_indexes
+             WHERE schemaname = current_schema() AND tablename IN {tables} AND indexname NOT LIKE '%_pkey'
+               AND indexname NOT LIKE '%_key'
+             ORDER BY 1"
+        );
+        sqlx::query_as(&sql).fetch_all(&mut connection).await.unwrap()
+    }
+}
+
+fn definitions(indexes: &[(String, String, i64)]) -> Vec<(&str, &str)> {
+    indexes.iter().map(|(name, definition, _)| (name.as_str(), definition.as_str())).collect()
+}
+
+/// A first ingest into an empty ledger stores the history without its secondary indexes
+/// and builds them once it is in: afterwards each is as the migrations wrote it. A
+/// process stopped in between leaves their definitions behind, and the next start builds
+/// them. A ledger that holds commits keeps its indexes.
+#[tokio::test]
+async fn a_first_ingest_builds_the_indexes_it_deferred_on_every_backend() {
+    for (backend, database) in all_databases().await {
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        let migrated = history_indexes(backend, &database).await;
+        let names: Vec<&str> = migrated.iter().map(|(name, ..)| name.as_str()).collect();
+        assert!(names.contains(&"commits_sha") && names.contains(&"commit_features_feature"), "{backend}: {names:?}");
+
+        assert!(ledger.defer_history_indexes().await.unwrap(), "{backend}: an empty ledger defers them");
+        let deferred = history_indexes(backend, &database).await;
+        assert!(definitions(&deferred).is_empty(), "{backend}: {:?}", definitions(&deferred));
+        ledger.close().await;
+        let ledger = Ledger::open(&database.url).await.unwrap();
+        let restarted = history_indexes(backend, &database).await;
+        assert_eq!(definitions(&restarted), definitions(&migrated), "{backend}: the next start built them");
+
+        let (work, _, _, config) = shop_api(&database);
+        let (ok, text) = ingest(work.path(), &config);
+        assert!(ok, "{backend}: {text}");
+        let ingested = history_indexes(backend, &database).await;
+        assert_eq!(definitions(&ingested), definitions(&migrated), "{backend}: the ingest built them");
+        if backend == "postgres" {
+            for (before, after) in restarted.iter().zip(&ingested) {
+                assert_ne!(before.2, after.2, "{backend}: {} was built again by the ingest", before.0);
+            }
+        }
+
+        assert!(!ledger.defer_history_indexes().await.unwrap(), "{backend}: a ledger with commits keeps them");
+        assert_eq!(history_indexes(backend, &database).await, ingested, "{backend}");
+        let counts = ledger.counts().await.unwrap();
+        assert_eq!((counts.commits, counts.features, counts.pull_requests), (6, 5, 2), "{backend}");
+        ledger.close().await;
+    }
+}
+
 #[tokio::test]
 async fn commit_details_are_kept_exactly() {
     let database = TestDatabase::sqlite();

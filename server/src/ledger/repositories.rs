@@ -1,7 +1,23 @@
 //! What the Git connector keeps between syncs: each repository's branch tips, and which
-//! commits are still reachable.
+//! commits are still reachable; and the history tables' indexes a first ingest defers.
 
-use super::{BeginWrite, Ledger, LedgerError, on_pool};
+use super::{BeginWrite, Ledger, LedgerError, Pool, is_listed, json_list, on_pool};
+
+/// The secondary indexes of the history tables. Kept up to date row by row, they took a
+/// third of a first ingest; built once after it, a tenth (BENCHMARKS.md). The unique
+/// indexes stay: the ingest's upserts need them.
+const HISTORY_INDEXES: [&str; 10] = [
+    "commits_sha",
+    "commits_repo_committed_at",
+    "commits_pull_request",
+    "commit_parents_parent",
+    "pull_requests_merge_commit",
+    "pull_requests_unfetched",
+    "commit_features_feature",
+    "pull_request_features_feature",
+    "commit_landings_position",
+    "commit_landings_sha",
+];
 
 impl Ledger {
     /// The branch tips recorded by the last sync, as `(ref name, sha)`.
@@ -64,6 +80,63 @@ impl Ledger {
             }
             tx.commit().await?;
             Ok(marked)
+        })
+    }
+
+    /// Before the first history of an empty ledger is stored: drops the history tables'
+    /// secondary indexes and notes their definitions, for
+    /// [`Ledger::restore_deferred_indexes`] to build once the history is in. Returns
+    /// whether it did. A ledger that holds commits keeps its indexes: its readers need them.
+    pub async fn defer_history_indexes(&self) -> Result<bool, LedgerError> {
+        let catalog = match self.pool() {
+            Pool::Sqlite(_) => format!(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND {}",
+                is_listed(self.pool(), "name", 1, "text")
+            ),
+            Pool::Postgres(_) => format!(
+                "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND {}",
+                is_listed(self.pool(), "indexname::text", 1, "text")
+            ),
+        };
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin_write().await?;
+            let holds_commits: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM commits)").fetch_one(&mut *tx).await?;
+            if holds_commits {
+                return Ok(false);
+            }
+            let indexes: Vec<(String, String)> =
+                sqlx::query_as(&catalog).bind(json_list(&HISTORY_INDEXES)).fetch_all(&mut *tx).await?;
+            for (name, definition) in &indexes {
+                sqlx::query("INSERT INTO deferred_indexes (name, definition) VALUES ($1, $2)")
+                    .bind(name)
+                    .bind(definition)
+                    .execute(&mut *tx)
+                    .await?;
+                // The name is one of `HISTORY_INDEXES`, as the catalog spells it.
+                sqlx::query(&format!("DROP INDEX {name}")).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(!indexes.is_empty())
+        })
+    }
+
+    /// Builds the indexes [`Ledger::defer_history_indexes`] dropped, in the transaction
+    /// that forgets them; returns how many. Run after a first ingest, and at every start
+    /// in case a process stopped between the two.
+    pub async fn restore_deferred_indexes(&self) -> Result<usize, LedgerError> {
+        on_pool!(self.pool(), |p| {
+            let mut tx = p.begin_write().await?;
+            let deferred: Vec<(String, String)> =
+                sqlx::query_as("SELECT name, definition FROM deferred_indexes ORDER BY name")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (name, definition) in &deferred {
+                sqlx::query(definition).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM deferred_indexes WHERE name = $1").bind(name).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(deferred.len())
         })
     }
 }
