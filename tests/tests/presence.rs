@@ -374,6 +374,15 @@ async fn endpoints(backend: &str, database: &TestDatabase) {
         post(&server, "/api/v1/rollback-plans", json!({ "environment": "staging", "feature": "SHOP-4" })).await;
     assert_eq!(status, 404, "{backend}: {body}");
     assert!(body["error"].as_str().unwrap().contains("never reached staging"), "{backend}: {body}");
+    // A target the ledger does not know is told apart from one that never reached.
+    let (status, body) =
+        post(&server, "/api/v1/rollback-plans", json!({ "environment": "staging", "feature": "SHOP-999" })).await;
+    assert_eq!(status, 404, "{backend}: {body}");
+    assert!(body["error"].as_str().unwrap().contains("SHOP-999 has no commits in the ledger"), "{backend}: {body}");
+    let pr = json!({ "environment": "staging", "pull_request": { "repo": "shop-api", "number": 999 } });
+    let (status, body) = post(&server, "/api/v1/rollback-plans", pr).await;
+    assert_eq!(status, 404, "{backend}: {body}");
+    assert!(body["error"].as_str().unwrap().contains("no merge or squash commit in the ledger"), "{backend}: {body}");
     // A commit by unique prefix: the squash of PR 13 (SHOP-3), which production runs again.
     let (_, pr) = get(&server, "/api/v1/pull-requests/shop-api/13").await;
     let prefix = pr["commits"][0]["sha"].as_str().unwrap()[..10].to_string();

@@ -227,26 +227,17 @@ pub struct CommitTarget {
     pub sha: String,
 }
 
-/// Resolves the request's target, checking that the ledger knows it.
+/// Resolves the request's target. A commit must be in the ledger; whether a feature or
+/// pull request is known is asked only when no plan comes of it (see `rollback_plan`).
 pub(crate) async fn resolve_target(ledger: &Ledger, request: &RollbackRequest) -> Result<Target, ApiError> {
     let field = |field: &'static str, message: String| ApiError::BadParameter { field, message };
     match (&request.feature, &request.pull_request, &request.commit) {
-        (Some(key), None, None) => {
-            let target = Target::Feature(key.trim().to_ascii_uppercase());
-            if ledger.target_commits(&target).await?.is_empty() {
-                return Err(ApiError::NotFound(format!("feature {target} has no commits in the ledger")));
-            }
-            Ok(target)
-        }
+        (Some(key), None, None) => Ok(Target::Feature(key.trim().to_ascii_uppercase())),
         (None, Some(pr), None) => {
             if pr.number <= 0 {
                 return Err(field("pull_request.number", format!("is {}; a positive whole number", pr.number)));
             }
-            let target = Target::PullRequest { repo: pr.repo.clone(), number: pr.number };
-            if ledger.target_commits(&target).await?.is_empty() {
-                return Err(ApiError::NotFound(format!("{target} has no merge or squash commit in the ledger")));
-            }
-            Ok(target)
+            Ok(Target::PullRequest { repo: pr.repo.clone(), number: pr.number })
         }
         (None, None, Some(commit)) => {
             let sha = commit.sha.trim().to_ascii_lowercase();
@@ -298,6 +289,14 @@ async fn rollback_plan(
         Ok(plan) => {
             let id = state.ledger.store_rollback_plan(&plan, now_ms()).await?;
             Ok(Json(StoredRollbackPlan { id, plan }))
+        }
+        // Whether the ledger knows the target at all is asked only now: a target that
+        // reached the environment has commits.
+        Err(PlanError::NeverReached) if state.ledger.target_commits(&target).await?.is_empty() => {
+            Err(ApiError::NotFound(match target {
+                Target::Feature(_) => format!("feature {target} has no commits in the ledger"),
+                _ => format!("{target} has no merge or squash commit in the ledger"),
+            }))
         }
         Err(PlanError::NeverReached) => Err(ApiError::NotFound(format!(
             "{target} never reached {}: there is nothing to roll back",

@@ -91,8 +91,11 @@ impl Ledger {
         let wanted = pairs.iter().filter_map(|(from, to)| from.map(|from| (from, *to))).collect();
         // Independent reads, on two pooled connections at once: a page's wait is the
         // longer of the two, not their sum.
-        let (images, (diffs, names)) =
+        let (images, (diffs, names, unstored)) =
             tokio::try_join!(self.changed_images(pairs, &ids), self.named_diffs(wanted, cache, true))?;
+        // Stored after the names are read: on SQLite a write makes every pooled connection
+        // drop its page cache, so reads after it cost ten times as much.
+        self.store(unstored, cache).await?;
         Ok(pairs
             .iter()
             .zip(images)
@@ -121,11 +124,13 @@ impl Ledger {
     /// away if the application went back from `later` to `earlier`: the features and
     /// pull requests `later` has and `earlier` lacks, and whether the lists are cut.
     /// [`Ledger::change_sets`] without the images, which a rollback plan does not show.
+    /// Diffs worked out here are not stored: a plan pairs deployments that are seldom
+    /// neighbours, so no change set reads them, and the plan itself is stored whole.
     pub(crate) async fn leaving(
         &self,
         pairs: &[(i64, i64)],
     ) -> Result<Vec<(Vec<FeatureRef>, Vec<PullRequestRef>, bool)>, LedgerError> {
-        let (diffs, names) = self.named_diffs(pairs.to_vec(), &mut DiffCache::default(), false).await?;
+        let (diffs, names, _) = self.named_diffs(pairs.to_vec(), &mut DiffCache::default(), false).await?;
         Ok(pairs
             .iter()
             .map(|pair| match diffs.get(pair) {
@@ -140,13 +145,14 @@ impl Ledger {
     }
 
     /// The diffs of these pairs and the names of the features and pull requests that enter
-    /// with them, and with `with_left` also of those that leave.
+    /// with them, and with `with_left` also of those that leave; and the diffs that were
+    /// worked out rather than read, for [`Ledger::store`].
     async fn named_diffs(
         &self,
         mut pairs: Vec<Pair>,
         cache: &mut DiffCache,
         with_left: bool,
-    ) -> Result<(HashMap<Pair, Diff>, Names), LedgerError> {
+    ) -> Result<(HashMap<Pair, Diff>, Names, Unstored), LedgerError> {
         pairs.sort_unstable();
         pairs.dedup();
         let (diffs, unstored) = self.diffs(&pairs, cache).await?;
@@ -164,11 +170,8 @@ impl Ledger {
         features.dedup();
         pull_requests.sort_unstable();
         pull_requests.dedup();
-        // Names before storing: on SQLite a write makes every pooled connection drop its
-        // page cache, so reads after it cost ten times as much.
         let names = self.names(&features, &pull_requests).await?;
-        self.store(unstored, cache).await?;
-        Ok((diffs, names))
+        Ok((diffs, names, unstored))
     }
 
     /// Works out and stores the change set of a deployment just recorded, so that

@@ -431,11 +431,12 @@ impl Ledger {
             );
             type Rows<T> = Vec<(i64, i64, String, T)>;
             let list = json_list(deployments);
+            // Independent reads, on two pooled connections at once.
             let (bases, extras): (Rows<i64>, Rows<String>) = on_pool!(self.pool(), |p| {
-                (
-                    sqlx::query_as(&bases_sql).bind(&list).fetch_all(p).await?,
-                    sqlx::query_as(&extras_sql).bind(&list).fetch_all(p).await?,
-                )
+                tokio::try_join!(
+                    sqlx::query_as(&bases_sql).bind(&list).fetch_all(p),
+                    sqlx::query_as(&extras_sql).bind(&list).fetch_all(p),
+                )?
             });
             for (deployment_id, repository_id, reference, base) in bases {
                 let set = sets.entry(deployment_id).or_default();
