@@ -315,20 +315,17 @@ impl Ledger {
             url: self.url.redacted(),
             reason: error.to_string(),
         };
+        let upkeep_failed =
+            |error: LedgerError| LedgerError::Migration { url: self.url.redacted(), reason: error.to_string() };
         match &self.pool {
             Pool::Sqlite(pool) => {
                 SQLITE_MIGRATIONS.run(pool).await.map_err(failed)?;
-                rebuild::drop_old_deployment_key(pool)
-                    .await
-                    .map_err(|error| LedgerError::Migration { url: self.url.redacted(), reason: error.to_string() })?;
+                rebuild::drop_old_deployment_key(pool).await.map_err(upkeep_failed)?;
             }
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await.map_err(failed)?,
         }
         // Indexes a first ingest dropped and did not build again: it was stopped half-way.
-        self.restore_deferred_indexes()
-            .await
-            .map_err(|error| LedgerError::Migration { url: self.url.redacted(), reason: error.to_string() })?;
-        Ok(())
+        self.restore_deferred_indexes().await.map(drop).map_err(upkeep_failed)
     }
 
     pub fn backend(&self) -> &'static str {

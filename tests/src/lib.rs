@@ -55,23 +55,25 @@ pub fn run(workdir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run landfall")
 }
 
+/// Runs `landfall ingest` in `work` once, into `database`, over the sources that `toml`
+/// configures (`[features]` and `[[repository]]` tables), and checks that it succeeded.
+pub fn ingest_configured(work: &Path, database: &TestDatabase, toml: &str) {
+    let config = work.join("ingest.toml");
+    let settings =
+        format!("database_url = \"{}\"\ndata_dir = \"{}\"\n", database.url.expose(), work.join("data").display());
+    std::fs::write(&config, settings + toml).unwrap();
+    let output = run(work, &["ingest", "--config", config.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
 /// Ingests the Git repository at `repo` into `database` as `shop-api`, with `SHOP-n` keys
 /// for features, by `landfall ingest` run in `work` with a configuration written there.
 pub fn ingest_shop_api(work: &Path, database: &TestDatabase, repo: &Path) {
-    let config = work.join("ingest.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"{}\"\ndata_dir = \"{}\"\n[features]\nprojects = [\"SHOP\"]\n\n\
-             [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\n",
-            database.url.expose(),
-            work.join("data").display(),
-            repo.display(),
-        ),
-    )
-    .unwrap();
-    let output = run(work, &["ingest", "--config", config.to_str().unwrap()], &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let sources = format!(
+        "[features]\nprojects = [\"SHOP\"]\n\n[[repository]]\nname = \"shop-api\"\nurl = \"{}\"\n",
+        repo.display()
+    );
+    ingest_configured(work, database, &sources);
 }
 
 /// A running `landfall serve`; stopped when dropped.

@@ -9,7 +9,7 @@ use landfall_server::ledger::{
     ResourceFact,
 };
 use landfall_tests::git::{commit, git, make_history};
-use landfall_tests::{Server, TestDatabase, all_databases, eventually, ingest_shop_api, run};
+use landfall_tests::{Server, TestDatabase, all_databases, eventually, ingest_configured, ingest_shop_api, run};
 use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
@@ -20,22 +20,14 @@ fn image(tag: &str) -> ImageRef {
 }
 
 fn ingest(work: &std::path::Path, database: &TestDatabase, repo: &std::path::Path) {
-    let config = work.join("landfall.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"{}\"\ndata_dir = \"{}\"\n[features]\nprojects = [\"SHOP\", \"PAY\"]\n\n\
-             [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\nbranches = [\"main\", \"preview\"]\n\n\
-             [[repository]]\nname = \"gitops\"\nurl = \"{}\"\nkind = \"manifests\"\n",
-            database.url.expose(),
-            work.join("data").display(),
-            repo.display(),
-            work.join("gitops").display(),
-        ),
-    )
-    .unwrap();
-    let output = run(work, &["ingest", "--config", config.to_str().unwrap()], &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let sources = format!(
+        "[features]\nprojects = [\"SHOP\", \"PAY\"]\n\n\
+         [[repository]]\nname = \"shop-api\"\nurl = \"{}\"\nbranches = [\"main\", \"preview\"]\n\n\
+         [[repository]]\nname = \"gitops\"\nurl = \"{}\"\nkind = \"manifests\"\n",
+        repo.display(),
+        work.join("gitops").display(),
+    );
+    ingest_configured(work, database, &sources);
 }
 
 async fn build(ledger: &Ledger, tag: &str, sha: &str) {
@@ -607,19 +599,8 @@ fn ingest_gitops(work: &std::path::Path, database: &TestDatabase, paths: &[&str]
         std::fs::create_dir_all(gitops.join(path).parent().unwrap()).unwrap();
         commit(&gitops, path, format!("Change {path}\n").as_bytes());
     }
-    let config = work.join("landfall.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"{}\"\ndata_dir = \"{}\"\n\n[[repository]]\nname = \"gitops\"\nurl = \"{}\"\nkind = \"manifests\"\n",
-            database.url.expose(),
-            work.join("data").display(),
-            gitops.display(),
-        ),
-    )
-    .unwrap();
-    let output = run(work, &["ingest", "--config", config.to_str().unwrap()], &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let sources = format!("[[repository]]\nname = \"gitops\"\nurl = \"{}\"\nkind = \"manifests\"\n", gitops.display());
+    ingest_configured(work, database, &sources);
     gitops
 }
 
