@@ -48,6 +48,43 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 /// pages are the OS's file cache, shared by every connection.
 const SQLITE_MMAP_BYTES: &str = "1073741824";
 
+/// Rollback plans, kept on SQLite in a database file of their own (the ledger's path
+/// with `-plans` appended), attached to every connection as `plans`. A plan is written
+/// with every preview, and on SQLite a write makes every other connection throw away
+/// what it has read of that file (its page cache and its memory mapping): with the
+/// plans beside the facts, each preview slowed the next reads of every connection.
+/// Statements name the table without a schema; SQLite finds it in `plans`, as `main`
+/// has none (migration 20261203000035 moved it). Created here rather than in a
+/// migration, so that a ledger copied without this file still takes previews.
+const SQLITE_PLANS_SCHEMA: &str = "PRAGMA plans.journal_mode = WAL;
+PRAGMA plans.synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS plans.rollback_plans (
+    id          INTEGER PRIMARY KEY,
+    created_at  INTEGER NOT NULL,
+    environment TEXT    NOT NULL,
+    target      TEXT    NOT NULL,
+    plan        TEXT    NOT NULL,
+    executed_at INTEGER
+);";
+
+/// Attaches the rollback plans' database to a new SQLite connection as `plans`.
+async fn attach_plans(connection: &mut sqlx::SqliteConnection, file: String) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    connection.execute(sqlx::query("ATTACH DATABASE $1 AS plans").bind(file)).await?;
+    connection.execute(SQLITE_PLANS_SCHEMA).await.map(drop)
+}
+
+/// The file of a SQLite ledger's rollback plans (see [`SQLITE_PLANS_SCHEMA`]): beside
+/// the ledger, or for a ledger in memory, in memory too and shared by the pool.
+fn sqlite_plans_file(options: &SqliteConnectOptions, url: &DatabaseUrl) -> String {
+    let ledger = options.get_filename().to_string_lossy();
+    let in_memory = ledger.starts_with("file:sqlx-in-memory-") || url.expose().contains("mode=memory");
+    match ledger.strip_prefix("file:") {
+        Some(name) if in_memory => format!("file:{name}-plans?mode=memory&cache=shared"),
+        _ => format!("{ledger}-plans"),
+    }
+}
+
 /// How long start-up waits for the database before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -263,9 +300,11 @@ impl Ledger {
                     // hop between connections, so without a mapping most page reads were
                     // `pread` copies from the OS cache (a sixth of a card's time).
                     .pragma("mmap_size", SQLITE_MMAP_BYTES);
+                let plans = sqlite_plans_file(&options, url);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(CONNECT_TIMEOUT)
+                    .after_connect(move |connection, _| Box::pin(attach_plans(connection, plans.clone())))
                     .connect_with(options)
                     .await
                     .map_err(unreachable)?;
@@ -424,5 +463,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows_from_json::<(i64,)>(&none).unwrap(), vec![]);
+    }
+
+    /// A ledger in memory keeps its plans in memory too, seen by every pooled connection.
+    #[tokio::test]
+    async fn a_ledger_in_memory_shares_its_plans_between_connections() {
+        let ledger = Ledger::open(&"sqlite::memory:".parse().unwrap()).await.unwrap();
+        let plan = questions::RollbackPlan { environment: "dev".into(), target: "SHOP-1".into(), applications: vec![] };
+        let id = ledger.store_rollback_plan(&plan, 1000).await.unwrap();
+        let Pool::Sqlite(pool) = ledger.pool() else { unreachable!("a SQLite URL") };
+        let (mut first, mut second) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+        for connection in [&mut first, &mut second] {
+            let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollback_plans WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut **connection)
+                .await
+                .unwrap();
+            assert_eq!(found, 1);
+        }
     }
 }

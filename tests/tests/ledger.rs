@@ -2,6 +2,7 @@
 //! (SQLite always, PostgreSQL when `LANDFALL_TEST_DATABASE_URL` is set).
 
 use landfall_server::ledger::application_views::Lookup;
+use landfall_server::ledger::questions::RollbackPlan;
 use landfall_server::ledger::{
     ApplicationFact, CommitFact, DeploymentFact, EnvironmentFact, FeatureFact, ImageRef, Ledger, PersonTime,
     PipelineRunFact, PipelineStepFact, PullRequestFact, RepositoryFact, ResourceFact,
@@ -309,6 +310,70 @@ async fn sqlite_ledgers_use_write_ahead_logging_and_survive_reopening() {
 
     let reopened = Ledger::open(&database.url).await.unwrap();
     assert_eq!(reopened.counts().await.unwrap().environments, 1);
+}
+
+/// On SQLite, rollback plans are written to a file of their own (the ledger's path with
+/// `-plans` appended), so previewing one leaves the ledger's file untouched: a write
+/// there makes every connection drop what it has read of it. A ledger written before
+/// keeps its plans, ids included; one copied without the plans file still takes plans.
+#[tokio::test]
+async fn sqlite_keeps_rollback_plans_in_a_file_of_their_own() {
+    use sqlx::Connection;
+    let database = landfall_tests::TestDatabase::sqlite();
+    let pool = sqlx::SqlitePool::connect_with(database.sqlite_options()).await.unwrap();
+    static ALL: sqlx::migrate::Migrator = sqlx::migrate!("../server/migrations/sqlite");
+    let before = sqlx::migrate::Migrator {
+        migrations: ALL.migrations.iter().filter(|m| m.version < 20261203000035).cloned().collect(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before.run(&pool).await.unwrap();
+    let older = r#"{"environment":"production","target":"SHOP-1","applications":[]}"#;
+    sqlx::query("INSERT INTO rollback_plans (id, created_at, environment, target, plan) VALUES (7, 1000, 'production', 'SHOP-1', $1)")
+        .bind(older)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let ledger = Ledger::open(&database.url).await.unwrap();
+    let kept = ledger.stored_rollback_plan(7).await.unwrap().expect("the older plan is kept");
+    assert_eq!((kept.plan.as_str(), kept.executed_at), (older, None));
+    let mut watcher = sqlx::SqliteConnection::connect_with(&database.sqlite_options()).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = 'rollback_plans'")
+        .fetch_all(&mut watcher)
+        .await
+        .unwrap();
+    assert_eq!(tables, Vec::<String>::new(), "the ledger's file still holds plans");
+    let data_version = "PRAGMA data_version";
+    let version: i64 = sqlx::query_scalar(data_version).fetch_one(&mut watcher).await.unwrap();
+    let plan = RollbackPlan { environment: "production".into(), target: "SHOP-2".into(), applications: vec![] };
+    let id = ledger.store_rollback_plan(&plan, 2000).await.unwrap();
+    assert!(id > 7, "new plans are numbered after the kept ones: {id}");
+    ledger.mark_rollback_plan_executed(id, 3000).await.unwrap();
+    assert_eq!(ledger.stored_rollback_plan(id).await.unwrap().unwrap().executed_at, Some(3000));
+    let unchanged: i64 = sqlx::query_scalar(data_version).fetch_one(&mut watcher).await.unwrap();
+    assert_eq!(unchanged, version, "storing a plan wrote to the ledger's file");
+    // A write to the ledger's own file is seen, so the check above can fail.
+    ledger
+        .upsert_environment(&EnvironmentFact { name: "qa".into(), rank: 20, match_rules: serde_json::json!({}) })
+        .await
+        .unwrap();
+    let changed: i64 = sqlx::query_scalar(data_version).fetch_one(&mut watcher).await.unwrap();
+    assert_ne!(changed, version, "a write to the ledger went unseen");
+    watcher.close().await.unwrap();
+    ledger.close().await;
+
+    let ledger_file = database.sqlite_options().get_filename().to_path_buf();
+    for suffix in ["-plans", "-plans-wal", "-plans-shm"] {
+        let mut file = ledger_file.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+    let copied = Ledger::open(&database.url).await.unwrap();
+    assert!(copied.stored_rollback_plan(7).await.unwrap().is_none(), "the plans went with their file");
+    let id = copied.store_rollback_plan(&plan, 4000).await.unwrap();
+    assert_eq!(copied.stored_rollback_plan(id).await.unwrap().unwrap().id, id);
+    assert_eq!(copied.counts().await.unwrap().environments, 1, "the ledger itself is whole");
 }
 
 /// Landfall never analyses a SQLite ledger (statistics slow every answer), and notices
