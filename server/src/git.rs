@@ -257,6 +257,11 @@ pub async fn sync(
     }
     .await;
     let restored = if deferred { ledger.restore_deferred_indexes().await.map(drop) } else { Ok(()) };
+    if let (Err(_), Err(error)) = (&stored, &restored) {
+        // Only the first error is returned; this one would be lost. Each start builds
+        // what is still deferred.
+        tracing::warn!(repository = %config.name, %error, "cannot build the indexes deferred for a first ingest");
+    }
     stored?;
     restored?;
     if config.kind == crate::config::RepositoryKind::Manifests && !new_tips.is_empty() {

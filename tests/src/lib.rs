@@ -186,6 +186,20 @@ impl TestDatabase {
             .foreign_keys(true)
     }
 
+    /// A pool on this SQLite ledger with only the migrations older than `version` run:
+    /// the ledger as an earlier Landfall left it, for a test of what a later migration
+    /// or start-up does to one.
+    pub async fn sqlite_as_before(&self, version: i64) -> sqlx::SqlitePool {
+        static ALL: sqlx::migrate::Migrator = sqlx::migrate!("../server/migrations/sqlite");
+        let before = sqlx::migrate::Migrator {
+            migrations: ALL.migrations.iter().filter(|m| m.version < version).cloned().collect(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        let pool = sqlx::SqlitePool::connect_with(self.sqlite_options()).await.expect("the SQLite ledger opens");
+        before.run(&pool).await.expect("the older migrations run");
+        pool
+    }
+
     /// `None` when no PostgreSQL server is configured for the suite.
     pub async fn postgres() -> Option<TestDatabase> {
         let base = std::env::var(POSTGRES_VARIABLE).ok().filter(|url| !url.is_empty())?;

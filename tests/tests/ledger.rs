@@ -320,13 +320,7 @@ async fn sqlite_ledgers_use_write_ahead_logging_and_survive_reopening() {
 async fn sqlite_keeps_rollback_plans_in_a_file_of_their_own() {
     use sqlx::Connection;
     let database = landfall_tests::TestDatabase::sqlite();
-    let pool = sqlx::SqlitePool::connect_with(database.sqlite_options()).await.unwrap();
-    static ALL: sqlx::migrate::Migrator = sqlx::migrate!("../server/migrations/sqlite");
-    let before = sqlx::migrate::Migrator {
-        migrations: ALL.migrations.iter().filter(|m| m.version < 20261203000035).cloned().collect(),
-        ..sqlx::migrate::Migrator::DEFAULT
-    };
-    before.run(&pool).await.unwrap();
+    let pool = database.sqlite_as_before(20261203000035).await;
     let older = r#"{"environment":"production","target":"SHOP-1","applications":[]}"#;
     sqlx::query("INSERT INTO rollback_plans (id, created_at, environment, target, plan) VALUES (7, 1000, 'production', 'SHOP-1', $1)")
         .bind(older)
@@ -467,13 +461,7 @@ async fn a_recreated_application_keeps_its_old_history_on_every_backend() {
 #[tokio::test]
 async fn an_older_sqlite_ledger_keeps_every_deployment_through_the_rebuild() {
     let database = landfall_tests::TestDatabase::sqlite();
-    let pool = sqlx::SqlitePool::connect_with(database.sqlite_options()).await.unwrap();
-    static ALL: sqlx::migrate::Migrator = sqlx::migrate!("../server/migrations/sqlite");
-    let before_incarnations = sqlx::migrate::Migrator {
-        migrations: ALL.migrations.iter().filter(|m| m.version < 20261129000012).cloned().collect(),
-        ..sqlx::migrate::Migrator::DEFAULT
-    };
-    before_incarnations.run(&pool).await.unwrap();
+    let pool = database.sqlite_as_before(20261129000012).await;
     for statement in [
         "INSERT INTO environments (id, name, rank, match_rules) VALUES (1, 'production', 40, '{}')",
         "INSERT INTO applications (id, instance, namespace, name, project, environment_id, sources, updated_at)

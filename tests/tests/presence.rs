@@ -679,13 +679,7 @@ async fn the_manifests_answer_follows_where_applications_read() {
 #[tokio::test]
 async fn an_older_ledger_learns_where_its_applications_read() {
     let database = TestDatabase::sqlite();
-    let pool = sqlx::SqlitePool::connect_with(database.sqlite_options()).await.unwrap();
-    static ALL: sqlx::migrate::Migrator = sqlx::migrate!("../server/migrations/sqlite");
-    let before = sqlx::migrate::Migrator {
-        migrations: ALL.migrations.iter().filter(|m| m.version < 20261129000032).cloned().collect(),
-        ..sqlx::migrate::Migrator::DEFAULT
-    };
-    before.run(&pool).await.unwrap();
+    let pool = database.sqlite_as_before(20261129000032).await;
     let work = tempfile::tempdir().unwrap();
     let sources = json!([{ "repoURL": work.path().join("gitops").display().to_string(), "path": "envs/production" }]);
     for statement in [
