@@ -48,6 +48,15 @@ pub(crate) struct DiffCache {
 /// `(earlier deployment, deployment)`.
 type Pair = (i64, i64);
 
+/// Whether diffs worked out are for storing ([`Ledger::store`]) or only for the answer
+/// at hand: a rollback plan pairs deployments that are seldom neighbours, so no change
+/// set would read what it works out, and storing it would cost a write per plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Store,
+    Discard,
+}
+
 /// Diffs worked out and not yet stored, with what storing them needs.
 #[derive(Default)]
 struct Unstored {
@@ -92,7 +101,7 @@ impl Ledger {
         // Independent reads, on two pooled connections at once: a page's wait is the
         // longer of the two, not their sum.
         let (images, (diffs, names, unstored)) =
-            tokio::try_join!(self.changed_images(pairs, &ids), self.named_diffs(wanted, cache, true))?;
+            tokio::try_join!(self.changed_images(pairs, &ids), self.named_diffs(wanted, cache, true, Keep::Store))?;
         // Stored after the names are read: on SQLite a write makes every pooled connection
         // drop its page cache, so reads after it cost ten times as much.
         self.store(unstored, cache).await?;
@@ -130,7 +139,8 @@ impl Ledger {
         &self,
         pairs: &[(i64, i64)],
     ) -> Result<Vec<(Vec<FeatureRef>, Vec<PullRequestRef>, bool)>, LedgerError> {
-        let (diffs, names, _) = self.named_diffs(pairs.to_vec(), &mut DiffCache::default(), false).await?;
+        let (diffs, names, _) =
+            self.named_diffs(pairs.to_vec(), &mut DiffCache::default(), false, Keep::Discard).await?;
         Ok(pairs
             .iter()
             .map(|pair| match diffs.get(pair) {
@@ -146,16 +156,17 @@ impl Ledger {
 
     /// The diffs of these pairs and the names of the features and pull requests that enter
     /// with them, and with `with_left` also of those that leave; and the diffs that were
-    /// worked out rather than read, for [`Ledger::store`].
+    /// worked out rather than read, for [`Ledger::store`] when `keep` says so.
     async fn named_diffs(
         &self,
         mut pairs: Vec<Pair>,
         cache: &mut DiffCache,
         with_left: bool,
+        keep: Keep,
     ) -> Result<(HashMap<Pair, Diff>, Names, Unstored), LedgerError> {
         pairs.sort_unstable();
         pairs.dedup();
-        let (diffs, unstored) = self.diffs(&pairs, cache).await?;
+        let (diffs, unstored) = self.diffs(&pairs, cache, keep).await?;
         let mut features: Vec<String> = Vec::new();
         let mut pull_requests: Vec<(String, i64)> = Vec::new();
         for diff in diffs.values() {
@@ -178,7 +189,7 @@ impl Ledger {
     /// reading it later is a lookup.
     pub(crate) async fn remember_change(&self, previous: i64, deployment: i64) -> Result<(), LedgerError> {
         let mut cache = DiffCache::default();
-        let (_, unstored) = self.diffs(&[(previous, deployment)], &mut cache).await?;
+        let (_, unstored) = self.diffs(&[(previous, deployment)], &mut cache, Keep::Store).await?;
         self.store(unstored, &mut cache).await
     }
 
@@ -208,7 +219,7 @@ impl Ledger {
             let missing: Vec<Pair> =
                 on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(batch)).fetch_all(p).await?);
             for chunk in missing.chunks(2000) {
-                let (_, unstored) = self.work_out(chunk, &mut cache).await?;
+                let (_, unstored) = self.work_out(chunk, &mut cache, Keep::Store).await?;
                 self.store(unstored, &mut cache).await?;
                 filled += chunk.len();
             }
@@ -217,18 +228,19 @@ impl Ledger {
     }
 
     /// The diffs of these pairs: stored ones read, the others worked out, to be stored
-    /// with [`Ledger::store`].
+    /// with [`Ledger::store`] when `keep` says so.
     async fn diffs(
         &self,
         pairs: &[Pair],
         cache: &mut DiffCache,
+        keep: Keep,
     ) -> Result<(HashMap<Pair, Diff>, Unstored), LedgerError> {
         let mut diffs = self.stored_diffs(pairs).await?;
         let missing: Vec<Pair> = pairs.iter().filter(|pair| !diffs.contains_key(pair)).copied().collect();
         if missing.is_empty() {
             return Ok((diffs, Unstored::default()));
         }
-        let (worked_out, unstored) = self.work_out(&missing, cache).await?;
+        let (worked_out, unstored) = self.work_out(&missing, cache, keep).await?;
         diffs.extend(worked_out);
         Ok((diffs, unstored))
     }
@@ -263,22 +275,28 @@ impl Ledger {
 
     /// Works out the diffs of these pairs from their source sets (reusing any diff of
     /// the same two sets); what [`Ledger::store`] then stores and links to the pairs.
+    /// With [`Keep::Discard`] the links' versions are not read, and the result must not
+    /// be stored.
     async fn work_out(
         &self,
         pairs: &[Pair],
         cache: &mut DiffCache,
+        keep: Keep,
     ) -> Result<(HashMap<Pair, Diff>, Unstored), LedgerError> {
         let mut ids: Vec<i64> = pairs.iter().flat_map(|(from, to)| [*from, *to]).collect();
         ids.sort_unstable();
         ids.dedup();
         // Versions first: a change to the sources after this read makes the link stale
         // rather than wrong.
-        let sql =
-            format!("SELECT id, sources_version FROM deployments WHERE {}", is_listed(self.pool(), "id", 1, "bigint"));
-        let versions: HashMap<i64, i64> =
-            on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(&ids)).fetch_all(p).await?)
-                .into_iter()
-                .collect();
+        let versions: HashMap<i64, i64> = match keep {
+            Keep::Discard => HashMap::new(),
+            Keep::Store => {
+                let from = format!("FROM deployments WHERE {}", is_listed(self.pool(), "id", 1, "bigint"));
+                let rows: Vec<(i64, i64)> =
+                    read_rows!(self, "", "id, sources_version", &from, "", |q| q.bind(json_list(&ids)));
+                rows.into_iter().collect()
+            }
+        };
         let sets = self.source_sets_each(&ids).await?;
         let empty = SourceSet::default();
         let digests: Vec<String> = pairs
@@ -446,18 +464,23 @@ impl Ledger {
     ) -> Result<HashMap<(i64, String), CommitFacts>, LedgerError> {
         let mut said: HashMap<(i64, String), CommitFacts> = HashMap::with_capacity(commits.len());
         if !commits.is_empty() {
-            let sql = format!(
-                "WITH target AS MATERIALIZED ({})
-                 SELECT c.repository_id, c.sha, r.name, c.pull_request_number, c.author_name, c.author_email,
-                        c.committer_name, c.committer_email, f.key
-                 FROM target t JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
-                 JOIN repositories r ON r.id = c.repository_id
-                 LEFT JOIN commit_features cf ON cf.commit_id = c.id LEFT JOIN features f ON f.id = cf.feature_id",
+            let with = format!(
+                "WITH target AS MATERIALIZED ({})",
                 listed(self.pool(), 1, &[("repository_id", "bigint"), ("sha", "text")])
             );
             type Row = (i64, String, String, Option<i64>, String, String, String, String, Option<String>);
-            let rows: Vec<Row> =
-                on_pool!(self.pool(), |p| sqlx::query_as(&sql).bind(json_list(commits)).fetch_all(p).await?);
+            // A row per commit and feature: on SQLite one JSON array, not a hand-off each.
+            let rows: Vec<Row> = read_rows!(
+                self,
+                &with,
+                "c.repository_id, c.sha, r.name, c.pull_request_number, c.author_name, c.author_email,
+                 c.committer_name, c.committer_email, f.key",
+                "FROM target t JOIN commits c ON c.repository_id = t.repository_id AND c.sha = t.sha
+                 JOIN repositories r ON r.id = c.repository_id
+                 LEFT JOIN commit_features cf ON cf.commit_id = c.id LEFT JOIN features f ON f.id = cf.feature_id",
+                "",
+                |q| q.bind(json_list(commits))
+            );
             for (repository_id, sha, repo, number, an, ae, cn, ce, key) in rows {
                 let facts = said.entry((repository_id, sha)).or_insert_with(|| CommitFacts {
                     features: Vec::new(),

@@ -419,25 +419,33 @@ impl Ledger {
         let mut sets: HashMap<i64, SourceSet> = deployments.iter().map(|id| (*id, SourceSet::default())).collect();
         if !deployments.is_empty() {
             let listed_ids = is_listed(self.pool(), "ds.deployment_id", 1, "bigint");
-            let bases_sql = format!(
-                "SELECT ds.deployment_id, ds.repository_id, sp.ref_name, MAX(sp.base_position) FROM deployment_sources ds
-                 JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
-                 WHERE {listed_ids} GROUP BY ds.deployment_id, ds.repository_id, sp.ref_name"
+            let bases_from = format!(
+                "FROM (SELECT ds.deployment_id, ds.repository_id, sp.ref_name, MAX(sp.base_position) AS base
+                       FROM deployment_sources ds
+                       JOIN source_points sp ON sp.repository_id = ds.repository_id AND sp.sha = ds.sha
+                       WHERE {listed_ids} GROUP BY ds.deployment_id, ds.repository_id, sp.ref_name) b"
             );
-            let extras_sql = format!(
-                "SELECT DISTINCT ds.deployment_id, ds.repository_id, x.ref_name, x.extra_sha FROM deployment_sources ds
-                 JOIN source_point_extras x ON x.repository_id = ds.repository_id AND x.sha = ds.sha
-                 WHERE {listed_ids}"
+            let extras_from = format!(
+                "FROM (SELECT DISTINCT ds.deployment_id, ds.repository_id, x.ref_name, x.extra_sha
+                       FROM deployment_sources ds
+                       JOIN source_point_extras x ON x.repository_id = ds.repository_id AND x.sha = ds.sha
+                       WHERE {listed_ids}) e"
             );
             type Rows<T> = Vec<(i64, i64, String, T)>;
             let list = json_list(deployments);
-            // Independent reads, on two pooled connections at once.
-            let (bases, extras): (Rows<i64>, Rows<String>) = on_pool!(self.pool(), |p| {
-                tokio::try_join!(
-                    sqlx::query_as(&bases_sql).bind(&list).fetch_all(p),
-                    sqlx::query_as(&extras_sql).bind(&list).fetch_all(p),
-                )?
-            });
+            // Independent reads, on two pooled connections at once, each (on SQLite) as
+            // one JSON array rather than a hand-off per row.
+            let bases = async {
+                let columns = "b.deployment_id, b.repository_id, b.ref_name, b.base";
+                let rows: Rows<i64> = read_rows!(self, "", columns, &bases_from, "", |q| q.bind(&list));
+                Ok::<_, LedgerError>(rows)
+            };
+            let extras = async {
+                let columns = "e.deployment_id, e.repository_id, e.ref_name, e.extra_sha";
+                let rows: Rows<String> = read_rows!(self, "", columns, &extras_from, "", |q| q.bind(&list));
+                Ok::<_, LedgerError>(rows)
+            };
+            let (bases, extras) = tokio::try_join!(bases, extras)?;
             for (deployment_id, repository_id, reference, base) in bases {
                 let set = sets.entry(deployment_id).or_default();
                 set.branches.entry((repository_id, reference)).or_default().0 = base;
@@ -473,27 +481,25 @@ impl Ledger {
             let empty = (0, BTreeSet::new());
             let (from_base, from_extras) = from.branches.get(&key).unwrap_or(&empty);
             let remaining = CHANGE_LIMIT.saturating_sub(commits.len());
-            let range: Vec<String> = if to_base > from_base {
-                on_pool!(self.pool(), |p| {
-                    sqlx::query_scalar(
-                        "SELECT sha FROM commit_landings WHERE repository_id = $1 AND ref_name = $2
-                         AND position > $3 AND position <= $4 ORDER BY position DESC, sha LIMIT $5",
-                    )
-                    .bind(repository_id)
-                    .bind(&key.1)
-                    .bind(*from_base)
-                    .bind(*to_base)
-                    .bind(remaining as i64 + 1)
-                    .fetch_all(p)
-                    .await?
-                })
+            let range: Vec<(String,)> = if to_base > from_base {
+                // Up to thousands of rows: on SQLite one JSON array, not a hand-off each.
+                read_rows!(
+                    self,
+                    "",
+                    "sha",
+                    "FROM (SELECT position, sha FROM commit_landings WHERE repository_id = $1 AND ref_name = $2
+                           AND position > $3 AND position <= $4 ORDER BY position DESC, sha LIMIT $5) r",
+                    "position DESC, sha",
+                    |q| q.bind(repository_id).bind(&key.1).bind(*from_base).bind(*to_base).bind(remaining as i64 + 1)
+                )
             } else {
                 Vec::new()
             };
             let extras: Vec<&String> = to_extras.iter().filter(|sha| !from_extras.contains(*sha)).collect();
             let already = self.landed_at_or_before(repository_id, &key.1, *from_base, &extras).await?;
             let mut seen = HashSet::new();
-            for sha in range.into_iter().chain(extras.into_iter().filter(|s| !already.contains(*s)).cloned()) {
+            let landed = range.into_iter().map(|(sha,)| sha);
+            for sha in landed.chain(extras.into_iter().filter(|s| !already.contains(*s)).cloned()) {
                 if from_extras.contains(&sha) || !seen.insert(sha.clone()) {
                     continue;
                 }
@@ -518,19 +524,16 @@ impl Ledger {
         if shas.is_empty() {
             return Ok(HashSet::new());
         }
-        let sql = format!(
-            "SELECT sha FROM commit_landings WHERE repository_id = $1 AND ref_name = $2 AND position <= $3
-             AND {}",
+        let from = format!(
+            "FROM commit_landings WHERE repository_id = $1 AND ref_name = $2 AND position <= $3 AND {}",
             is_listed(self.pool(), "sha", 4, "text")
         );
-        let rows: Vec<String> = on_pool!(self.pool(), |p| sqlx::query_scalar(&sql)
+        let rows: Vec<(String,)> = read_rows!(self, "", "sha", &from, "", |q| q
             .bind(repository_id)
             .bind(reference)
             .bind(base)
-            .bind(json_list(shas))
-            .fetch_all(p)
-            .await?);
-        Ok(rows.into_iter().collect())
+            .bind(json_list(shas)));
+        Ok(rows.into_iter().map(|(sha,)| sha).collect())
     }
 
     /// The features and pull requests the commits belong to, with their summaries and titles.
