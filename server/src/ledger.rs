@@ -88,6 +88,13 @@ fn sqlite_plans_file(options: &SqliteConnectOptions, url: &DatabaseUrl) -> Strin
 /// How long start-up waits for the database before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is handed out, so
+/// that one the server dropped meanwhile (a restart, an idle timeout) is replaced rather
+/// than failing a request. One used more recently is not: sqlx would otherwise ping before
+/// every statement, a round trip each, a dozen in a rollback plan. (sqlx also pings every
+/// connection given back, and closes one that fails.)
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("cannot open the database {url}: {reason}")]
@@ -304,6 +311,9 @@ impl Ledger {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(CONNECT_TIMEOUT)
+                    // A connection to a local file is not lost while idle, and a ping is a
+                    // hand-off to the connection's worker thread and back per statement.
+                    .test_before_acquire(false)
                     .after_connect(move |connection, _| Box::pin(attach_plans(connection, plans.clone())))
                     .connect_with(options)
                     .await
@@ -319,6 +329,16 @@ impl Ledger {
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(CONNECT_TIMEOUT)
+                    .test_before_acquire(false)
+                    // A connection that fails its ping is closed and another opened.
+                    .before_acquire(|connection, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                connection.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(unreachable)?;

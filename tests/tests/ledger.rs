@@ -527,3 +527,39 @@ async fn an_older_sqlite_ledger_keeps_every_deployment_through_the_rebuild() {
         ]
     );
 }
+
+/// A pooled PostgreSQL connection that the server dropped while it sat idle (a restart,
+/// an idle timeout) is found and replaced before use, not handed to a request: sqlx's
+/// ping before every use is turned off, so the ledger pings only connections idle for
+/// a second or more.
+#[tokio::test]
+async fn a_postgres_ledger_replaces_connections_the_server_dropped() {
+    let Some(database) = landfall_tests::TestDatabase::postgres().await else {
+        eprintln!("no PostgreSQL server configured: skipped");
+        return;
+    };
+    // A name of its own, so that only this ledger's connections are dropped.
+    let name = format!("landfall-dropped-{}", std::process::id());
+    let url: landfall_server::config::DatabaseUrl =
+        format!("{}&application_name={name}", database.url.expose()).parse().unwrap();
+    let ledger = Ledger::open(&url).await.unwrap();
+    let fact = EnvironmentFact { name: "qa".into(), rank: 20, match_rules: serde_json::json!({}) };
+    ledger.upsert_environment(&fact).await.unwrap();
+
+    let admin = sqlx::PgPool::connect(database.url.expose()).await.unwrap();
+    let dropped: Vec<bool> =
+        sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(&name)
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+    assert!(!dropped.is_empty() && dropped.iter().all(|done| *done), "the ledger's connections were dropped");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    for _ in 0..20 {
+        let qa = ledger.environment("qa").await.expect("a dropped connection is replaced, not used");
+        assert_eq!(qa.map(|e| e.name), Some("qa".to_string()));
+    }
+    ledger.close().await;
+    admin.close().await;
+}
