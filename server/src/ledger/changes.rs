@@ -49,8 +49,7 @@ pub(crate) struct DiffCache {
 type Pair = (i64, i64);
 
 /// Whether diffs worked out are for storing ([`Ledger::store`]) or only for the answer
-/// at hand: a rollback plan pairs deployments that are seldom neighbours, so no change
-/// set would read what it works out, and storing it would cost a write per plan.
+/// at hand (a rollback plan's, see [`Ledger::leaving`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Keep {
     Store,
